@@ -1,0 +1,126 @@
+"""The one entry point for running work: persist first, then hand to a backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spine_core.backend import Backend
+from spine_core.capabilities import INTRODUCED_BY, Capability
+from spine_core.engine import require_capabilities
+from spine_core.errors import IllegalTransition, MissingCapability, SpineError
+from spine_core.events import ExecutionEvent
+from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, TriggerSource
+from spine_core.ports import LedgerStore
+from spine_core.registry import Registry
+from spine_core.status import ExecutionStatus, is_terminal
+
+RETRYABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.DEAD_LETTERED, ExecutionStatus.CANCELLED})
+
+
+@dataclass
+class Dispatcher:
+    """Validates, persists and routes executions; the same class on every tier."""
+
+    store: LedgerStore
+    backend: Backend
+    registry: Registry
+    capabilities: frozenset[Capability]
+    tier: str
+
+    def submit(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        lane: Lane = Lane.NORMAL,
+        trigger_source: TriggerSource = TriggerSource.MANUAL,
+        logical_key: str | None = None,
+        parent_execution_id: str | None = None,
+        retry_count: int = 0,
+    ) -> Execution:
+        """Check everything that can be checked up front, persist, then hand to the backend.
+
+        Unknown names, bad params and missing capabilities fail here, before any row exists.
+        """
+        workflow = self.registry.resolve(name)
+        require_capabilities(workflow, self.capabilities, self.tier)
+        self.registry.check_references([workflow])
+        validated = self.registry.validate_params(name, params)
+        if logical_key is not None and Capability.CONCURRENCY_KEYS not in self.capabilities:
+            raise MissingCapability(
+                "logical_key concurrency", INTRODUCED_BY[Capability.CONCURRENCY_KEYS], self.tier
+            )
+        execution = self.store.create_execution(
+            NewExecution(
+                name=name,
+                params=validated,
+                lane=lane,
+                trigger_source=trigger_source,
+                logical_key=logical_key,
+                parent_execution_id=parent_execution_id,
+                retry_count=retry_count,
+                backend=self.backend.name,
+            )
+        )
+        self.backend.submit(execution.id)
+        return self.store.get_execution(execution.id)
+
+    def get(self, execution_id: str) -> Execution:
+        """One execution."""
+        return self.store.get_execution(execution_id)
+
+    def list(self, flt: ExecutionFilter | None = None) -> list[Execution]:
+        """Executions, newest first."""
+        return self.store.list_executions(flt or ExecutionFilter())
+
+    def wait(self, execution_id: str, *, timeout: float | None = None, poll: float = 0.05) -> Execution:
+        """Block until the execution reaches a terminal status (or `timeout` seconds pass)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            execution = self.store.get_execution(execution_id)
+            if is_terminal(execution.status):
+                return execution
+            if deadline is not None and time.monotonic() >= deadline:
+                return execution
+            time.sleep(poll)
+
+    def events(self, execution_id: str) -> list[ExecutionEvent]:
+        """An execution's events in order."""
+        self.store.get_execution(execution_id)
+        return self.store.list_events(execution_id)
+
+    def cancel(self, execution_id: str) -> Execution:
+        """Cancel at once if not started; ask a running one to stop between steps."""
+        execution = self.store.get_execution(execution_id)
+        if execution.status in (ExecutionStatus.PENDING, ExecutionStatus.QUEUED):
+            return self.store.transition(execution_id, ExecutionStatus.CANCELLED)
+        if execution.status is ExecutionStatus.RUNNING:
+            if Capability.CANCEL not in self.capabilities:
+                raise MissingCapability(
+                    "cancelling a running execution", INTRODUCED_BY[Capability.CANCEL], self.tier
+                )
+            execution = self.store.transition(execution_id, ExecutionStatus.CANCELLING)
+            self.backend.cancel(execution_id)
+            return execution
+        raise IllegalTransition(execution.status.value, ExecutionStatus.CANCELLED.value)
+
+    def retry(self, execution_id: str) -> Execution:
+        """A new execution of the same work, linked to the one that did not succeed."""
+        parent = self.store.get_execution(execution_id)
+        if parent.status not in RETRYABLE:
+            raise SpineError(
+                f"execution {execution_id} is {parent.status.value}; only failed, dead-lettered "
+                "or cancelled executions can be retried"
+            )
+        return self.submit(
+            parent.name,
+            parent.params,
+            lane=parent.lane,
+            trigger_source=TriggerSource.RETRY,
+            logical_key=parent.logical_key,
+            parent_execution_id=parent.id,
+            retry_count=parent.retry_count + 1,
+        )

@@ -1,0 +1,76 @@
+"""Errors a user can act on, each with a message that says what to do next."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCategory(StrEnum):
+    """Why a step or execution failed; decides whether a retry can help."""
+
+    DATA_QUALITY = "DATA_QUALITY"
+    VALIDATION = "VALIDATION"
+    USER_CODE = "USER_CODE"
+    INFRASTRUCTURE = "INFRASTRUCTURE"
+    CANCELLED = "CANCELLED"
+    INTERNAL = "INTERNAL"
+
+
+class SpineError(Exception):
+    """Base of every error Market Spine raises on purpose."""
+
+
+class IllegalTransition(SpineError):
+    """A status change the execution state machine does not allow."""
+
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"illegal status transition {current} -> {target}")
+        self.current = current
+        self.target = target
+
+
+class UnknownPipeline(SpineError):
+    """Nothing is registered under the requested name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        hint = f"; known: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown pipeline or workflow {name!r}{hint}")
+        self.name = name
+
+
+class InvalidParams(SpineError):
+    """Parameters failed validation; `errors` names each bad field."""
+
+    def __init__(self, name: str, errors: list[dict[str, str]]) -> None:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        super().__init__(f"invalid params for {name}: {detail}")
+        self.name = name
+        self.errors = errors
+
+
+class MissingCapability(SpineError):
+    """The installed tier cannot run a step kind or feature; names what to install."""
+
+    def __init__(self, feature: str, distribution: str, active_tier: str) -> None:
+        super().__init__(
+            f"{feature} needs {distribution} (active tier: {active_tier}); "
+            f"install it with: pip install {distribution}"
+        )
+        self.feature = feature
+        self.distribution = distribution
+
+
+class ExecutionNotFound(SpineError):
+    """No execution has the given id."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"no execution with id {execution_id!r}")
+        self.execution_id = execution_id
+
+
+class WorkflowDefinitionError(SpineError):
+    """A workflow or pipeline group is malformed (duplicate step, cycle, unknown dependency)."""
+
+
+class ConfigurationError(SpineError):
+    """Settings are missing or inconsistent (bad database URL, unknown tier)."""

@@ -1,0 +1,115 @@
+"""The execution record: one run of a pipeline or workflow, as the ledger keeps it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from spine_core.status import ExecutionStatus
+
+
+class Lane(StrEnum):
+    """A queue partition, so backfills cannot starve the daily job."""
+
+    NORMAL = "normal"
+    BACKFILL = "backfill"
+    SLOW = "slow"
+
+
+class TriggerSource(StrEnum):
+    """Who asked for the run."""
+
+    CLI = "cli"
+    API = "api"
+    SCHEDULE = "schedule"
+    RETRY = "retry"
+    WORKFLOW = "workflow"
+    MANUAL = "manual"
+
+
+def new_execution_id() -> str:
+    """Ids sort by creation time (uuid7-like) so listings page cheaply."""
+    ms = int(datetime.now(UTC).timestamp() * 1000)
+    return f"{ms:012x}-{uuid.uuid4().hex[:20]}"
+
+
+def utcnow() -> datetime:
+    """The one clock the ledger uses; always timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """What a dispatcher asks the ledger to create."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    lane: Lane = Lane.NORMAL
+    trigger_source: TriggerSource = TriggerSource.MANUAL
+    logical_key: str | None = None
+    parent_execution_id: str | None = None
+    retry_count: int = 0
+    backend: str = "inline"
+    id: str = field(default_factory=new_execution_id)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """A ledger row. Changed only through `LedgerStore.transition`."""
+
+    id: str
+    name: str
+    params: dict[str, Any]
+    status: ExecutionStatus
+    lane: Lane
+    trigger_source: TriggerSource
+    logical_key: str | None
+    parent_execution_id: str | None
+    retry_count: int
+    backend: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    error_category: str | None = None
+    result: dict[str, Any] | None = None
+    worker_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, the same shape the CLI and the API print."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "params": self.params,
+            "status": self.status.value,
+            "lane": self.lane.value,
+            "trigger_source": self.trigger_source.value,
+            "logical_key": self.logical_key,
+            "parent_execution_id": self.parent_execution_id,
+            "retry_count": self.retry_count,
+            "backend": self.backend,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "error": self.error,
+            "error_category": self.error_category,
+            "result": self.result,
+        }
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    """Listing filters; `before_id` is the cursor (ids sort by creation time)."""
+
+    status: ExecutionStatus | None = None
+    name: str | None = None
+    created_since: datetime | None = None
+    logical_key: str | None = None
+    parent_execution_id: str | None = None
+    before_id: str | None = None
+    limit: int = 50

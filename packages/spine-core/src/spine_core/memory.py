@@ -1,0 +1,191 @@
+"""An in-memory ledger: the reference implementation the conformance suites run against.
+
+Useful for tests and for trying the engine without a database; it keeps nothing on exit.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from spine_core.errors import ExecutionNotFound
+from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
+from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, utcnow
+from spine_core.ports import StepRunRecord
+from spine_core.status import ExecutionStatus, check_transition, is_terminal
+
+
+class InMemoryLedgerStore:
+    """`LedgerStore` and `RunHistoryStore` over dicts, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._executions: dict[str, Execution] = {}
+        self._events: dict[str, list[ExecutionEvent]] = {}
+        self._runs: dict[str, list[StepRunRecord]] = {}
+
+    def create_execution(self, new: NewExecution) -> Execution:
+        """Insert with its `created` event."""
+        now = utcnow()
+        execution = Execution(
+            id=new.id, name=new.name, params=copy.deepcopy(dict(new.params)),
+            status=ExecutionStatus.PENDING, lane=new.lane, trigger_source=new.trigger_source,
+            logical_key=new.logical_key, parent_execution_id=new.parent_execution_id,
+            retry_count=new.retry_count, backend=new.backend, created_at=now, updated_at=now,
+        )
+        with self._lock:
+            if new.id in self._executions:
+                raise ValueError(f"execution {new.id} already exists")
+            self._executions[new.id] = execution
+            self._events[new.id] = []
+            self._append(new.id, EventType.CREATED, {"name": new.name}, None, now)
+        return execution
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """The execution or `ExecutionNotFound`."""
+        with self._lock:
+            try:
+                return self._executions[execution_id]
+            except KeyError:
+                raise ExecutionNotFound(execution_id) from None
+
+    def list_executions(self, flt: ExecutionFilter) -> list[Execution]:
+        """Newest first."""
+        with self._lock:
+            rows = sorted(self._executions.values(), key=lambda e: e.id, reverse=True)
+        out = []
+        for e in rows:
+            if flt.status and e.status is not flt.status:
+                continue
+            if flt.name and e.name != flt.name:
+                continue
+            if flt.created_since and e.created_at < flt.created_since:
+                continue
+            if flt.logical_key and e.logical_key != flt.logical_key:
+                continue
+            if flt.parent_execution_id and e.parent_execution_id != flt.parent_execution_id:
+                continue
+            if flt.before_id and e.id >= flt.before_id:
+                continue
+            out.append(e)
+            if len(out) >= flt.limit:
+                break
+        return out
+
+    def transition(
+        self,
+        execution_id: str,
+        to: ExecutionStatus,
+        *,
+        error: str | None = None,
+        error_category: str | None = None,
+        result: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+    ) -> Execution:
+        """Check, update and append the event under one lock."""
+        with self._lock:
+            current = self.get_execution(execution_id)
+            check_transition(current.status, to)
+            now = utcnow()
+            updated = replace(
+                current,
+                status=ExecutionStatus(to),
+                updated_at=now,
+                started_at=now if to is ExecutionStatus.RUNNING else current.started_at,
+                finished_at=now if is_terminal(to) else current.finished_at,
+                error=error if error is not None else current.error,
+                error_category=error_category if error_category is not None else current.error_category,
+                result=copy.deepcopy(dict(result)) if result is not None else current.result,
+                worker_id=worker_id if to is ExecutionStatus.RUNNING else current.worker_id,
+            )
+            self._executions[execution_id] = updated
+            event_payload = dict(payload or {})
+            if error:
+                event_payload.setdefault("error", error)
+            self._append(execution_id, STATUS_EVENTS[ExecutionStatus(to)], event_payload, None, now)
+            return updated
+
+    def append_event(
+        self,
+        execution_id: str,
+        event_type: EventType,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        dedupe_key: str | None = None,
+    ) -> ExecutionEvent:
+        """Append, or return the event already written under `dedupe_key`."""
+        with self._lock:
+            self.get_execution(execution_id)
+            if dedupe_key is not None:
+                for event in self._events[execution_id]:
+                    if event.dedupe_key == dedupe_key:
+                        return event
+            return self._append(execution_id, event_type, dict(payload or {}), dedupe_key, utcnow())
+
+    def _append(self, execution_id: str, event_type: EventType, payload: dict, dedupe_key: str | None, at) -> ExecutionEvent:
+        events = self._events[execution_id]
+        event = ExecutionEvent(execution_id, len(events) + 1, EventType(event_type), at, payload, dedupe_key)
+        events.append(event)
+        return event
+
+    def list_events(self, execution_id: str) -> list[ExecutionEvent]:
+        """In `seq` order."""
+        with self._lock:
+            self.get_execution(execution_id)
+            return list(self._events[execution_id])
+
+    def claim_next(self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None) -> Execution | None:
+        """Oldest queued first."""
+        with self._lock:
+            queued = sorted(
+                (e for e in self._executions.values()
+                 if e.status is ExecutionStatus.QUEUED and (lanes is None or e.lane in lanes)),
+                key=lambda e: e.id,
+            )
+            if not queued:
+                return None
+            return self.transition(queued[0].id, ExecutionStatus.RUNNING, worker_id=worker_id)
+
+    def count_by_status(self) -> dict[str, int]:
+        """Counts per status."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for e in self._executions.values():
+                counts[e.status.value] = counts.get(e.status.value, 0) + 1
+        return counts
+
+    def record_run_started(self, run_id: str, execution_id: str | None, workflow: str, version: int, params: Mapping[str, Any]) -> None:
+        """Run row."""
+        with self._lock:
+            self._runs[run_id] = [StepRunRecord(run_id, execution_id, workflow, version, None, None, "running", utcnow(), detail={"params": dict(params)})]
+
+    def record_step(self, record: StepRunRecord) -> None:
+        """Step row."""
+        with self._lock:
+            self._runs[record.run_id].append(record)
+
+    def record_run_finished(self, run_id: str, status: str, error: str | None) -> None:
+        """Close the run row."""
+        with self._lock:
+            head = self._runs[run_id][0]
+            now = utcnow()
+            duration = (now - head.started_at).total_seconds() * 1000
+            self._runs[run_id][0] = replace(head, status=status, error=error, finished_at=now, duration_ms=duration)
+
+    def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
+        """Run rows, newest first."""
+        with self._lock:
+            heads = [rows[0] for rows in self._runs.values() if workflow in (None, rows[0].workflow)]
+        return sorted(heads, key=lambda r: r.started_at, reverse=True)[:limit]
+
+    def get_run(self, run_id: str) -> list[StepRunRecord]:
+        """Run row then step rows."""
+        with self._lock:
+            return list(self._runs.get(run_id, []))
+
+    def close(self) -> None:
+        """Nothing to release."""

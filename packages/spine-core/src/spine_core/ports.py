@@ -1,0 +1,112 @@
+"""The storage interfaces every tier implements, synchronous by design.
+
+See docs/architecture.md for why: one engine, plain user functions, and callers that are all
+threads (CLI, worker threads, Celery tasks, FastAPI's thread pool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from spine_core.events import EventType, ExecutionEvent
+from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution
+from spine_core.status import ExecutionStatus
+
+
+@runtime_checkable
+class LedgerStore(Protocol):
+    """The execution ledger: executions and their append-only events."""
+
+    def create_execution(self, new: NewExecution) -> Execution:
+        """Insert a pending execution and its `created` event in one transaction."""
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """The execution, or `ExecutionNotFound`."""
+
+    def list_executions(self, flt: ExecutionFilter) -> list[Execution]:
+        """Newest first, filtered, at most `flt.limit`; `flt.before_id` pages."""
+
+    def transition(
+        self,
+        execution_id: str,
+        to: ExecutionStatus,
+        *,
+        error: str | None = None,
+        error_category: str | None = None,
+        result: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+    ) -> Execution:
+        """Change status and append its event atomically; `IllegalTransition` otherwise.
+
+        The check runs against the row as locked in the transaction, so two callers racing
+        for the same change cannot both succeed.
+        """
+
+    def append_event(
+        self,
+        execution_id: str,
+        event_type: EventType,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        dedupe_key: str | None = None,
+    ) -> ExecutionEvent:
+        """Append a non-status event (stage events); a repeated `dedupe_key` returns the first."""
+
+    def list_events(self, execution_id: str) -> list[ExecutionEvent]:
+        """An execution's events in `seq` order."""
+
+    def claim_next(
+        self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None
+    ) -> Execution | None:
+        """Atomically move the oldest queued execution to running for this worker."""
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many executions are in each status."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True)
+class StepRunRecord:
+    """One row of run history: a step run (or the run itself when `step` is None)."""
+
+    run_id: str
+    execution_id: str | None
+    workflow: str
+    version: int
+    step: str | None
+    kind: str | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    category: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class RunHistoryStore(Protocol):
+    """Persisted workflow run history (intermediate tier and up)."""
+
+    def record_run_started(
+        self, run_id: str, execution_id: str | None, workflow: str, version: int, params: Mapping[str, Any]
+    ) -> None:
+        """A workflow run began."""
+
+    def record_step(self, record: StepRunRecord) -> None:
+        """A step finished."""
+
+    def record_run_finished(self, run_id: str, status: str, error: str | None) -> None:
+        """The run ended."""
+
+    def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
+        """Run-level rows, newest first."""
+
+    def get_run(self, run_id: str) -> list[StepRunRecord]:
+        """The run row followed by its step rows in the order they finished."""

@@ -1,0 +1,110 @@
+"""Tiers: which installed distribution is active, and what it builds.
+
+Each tier registers a `Tier` under the `spine.tiers` entry-point group. Installing a higher
+tier upgrades the same `spine` command in place: the highest rank wins unless `SPINE_TIER`
+(or `--tier`) names another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from spine_core.backend import Backend
+from spine_core.capabilities import Capability
+from spine_core.dispatcher import Dispatcher
+from spine_core.errors import ConfigurationError
+from spine_core.ports import LedgerStore
+from spine_core.registry import Registry
+from spine_core.resources import Resources
+
+TIERS_ENTRY_POINT_GROUP = "spine.tiers"
+TIER_ENV = "SPINE_TIER"
+DATABASE_URL_ENV = "SPINE_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the data lives and how to run; from the environment unless given."""
+
+    database_url: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, default_database_url: str, environ: Mapping[str, str] | None = None) -> Settings:
+        """`SPINE_DATABASE_URL` and every other `SPINE_*` variable."""
+        env = os.environ if environ is None else environ
+        options = {k[len("SPINE_"):].lower(): v for k, v in env.items() if k.startswith("SPINE_")}
+        return cls(env.get(DATABASE_URL_ENV) or default_database_url, options)
+
+
+@dataclass
+class Runtime:
+    """What a tier opens for one process: store, backend, dispatcher, resources."""
+
+    tier: Tier
+    settings: Settings
+    store: LedgerStore
+    backend: Backend
+    dispatcher: Dispatcher
+    registry: Registry
+    resources: Resources
+    extras: dict[str, Any] = field(default_factory=dict)
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the backend and release connections, last opened first."""
+        self.backend.stop()
+        for closer in reversed(self.on_close):
+            closer()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A tier distribution: its rank, what it can do, and how it builds a runtime."""
+
+    name: str
+    distribution: str
+    rank: int
+    capabilities: frozenset[Capability]
+    default_database_url: str
+    open: Callable[[Settings], Runtime]
+    extend_cli: Callable[[Any], None] | None = None
+    """Adds or replaces `spine` commands (a click group is passed); applied in rank order."""
+
+    def open_runtime(self, settings: Settings | None = None) -> Runtime:
+        """Build a runtime from `settings`, or from the environment."""
+        return self.open(settings or Settings.from_env(self.default_database_url))
+
+
+def installed_tiers() -> list[Tier]:
+    """Every tier registered by an installed distribution, lowest rank first."""
+    tiers = [ep.load() for ep in entry_points(group=TIERS_ENTRY_POINT_GROUP)]
+    return sorted(tiers, key=lambda t: t.rank)
+
+
+def active_tier(name: str | None = None) -> Tier:
+    """The named tier (argument, then `SPINE_TIER`), else the highest installed."""
+    tiers = installed_tiers()
+    if not tiers:
+        raise ConfigurationError(
+            "no Market Spine tier is installed; install one, e.g. pip install market-spine-basic"
+        )
+    wanted = name or os.environ.get(TIER_ENV)
+    if not wanted:
+        return tiers[-1]
+    for tier in tiers:
+        if wanted in (tier.name, tier.distribution):
+            return tier
+    raise ConfigurationError(
+        f"tier {wanted!r} is not installed; installed: {', '.join(t.name for t in tiers)}"
+    )
