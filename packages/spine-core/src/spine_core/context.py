@@ -14,7 +14,6 @@ from types import MappingProxyType
 from typing import Any
 
 
-
 def freeze(value: Any) -> Any:
     """A deep read-only copy of a JSON value; rejects anything JSON cannot carry."""
     if isinstance(value, Mapping):

@@ -9,15 +9,17 @@ from typing import Any
 
 from spine_core.backend import Backend
 from spine_core.capabilities import INTRODUCED_BY, Capability
-from spine_core.engine import require_capabilities
-from spine_core.errors import IllegalTransition, MissingCapability, SpineError
+from spine_core.engine import named_sub_workflows, require_capabilities
+from spine_core.errors import ErrorCategory, IllegalTransition, MissingCapability, SpineError
 from spine_core.events import ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, TriggerSource
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry
 from spine_core.status import ExecutionStatus, is_terminal
 
-RETRYABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.DEAD_LETTERED, ExecutionStatus.CANCELLED})
+RETRYABLE = frozenset(
+    {ExecutionStatus.FAILED, ExecutionStatus.DEAD_LETTERED, ExecutionStatus.CANCELLED}
+)
 
 
 @dataclass
@@ -46,8 +48,8 @@ class Dispatcher:
         Unknown names, bad params and missing capabilities fail here, before any row exists.
         """
         workflow = self.registry.resolve(name)
-        require_capabilities(workflow, self.capabilities, self.tier)
-        self.registry.check_references([workflow])
+        require_capabilities(workflow, self.capabilities, self.tier, self.registry)
+        self.registry.check_references([workflow, *named_sub_workflows(workflow, self.registry)])
         validated = self.registry.validate_params(name, params)
         if logical_key is not None and Capability.CONCURRENCY_KEYS not in self.capabilities:
             raise MissingCapability(
@@ -65,7 +67,11 @@ class Dispatcher:
                 backend=self.backend.name,
             )
         )
-        self.backend.submit(execution.id)
+        try:
+            self.backend.submit(execution.id)
+        except Exception as exc:
+            self._fail_unsubmitted(execution.id, exc)
+            raise
         return self.store.get_execution(execution.id)
 
     def get(self, execution_id: str) -> Execution:
@@ -76,7 +82,9 @@ class Dispatcher:
         """Executions, newest first."""
         return self.store.list_executions(flt or ExecutionFilter())
 
-    def wait(self, execution_id: str, *, timeout: float | None = None, poll: float = 0.05) -> Execution:
+    def wait(
+        self, execution_id: str, *, timeout: float | None = None, poll: float = 0.05
+    ) -> Execution:
         """Block until the execution reaches a terminal status (or `timeout` seconds pass)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -105,7 +113,20 @@ class Dispatcher:
             execution = self.store.transition(execution_id, ExecutionStatus.CANCELLING)
             self.backend.cancel(execution_id)
             return execution
+        if execution.status is ExecutionStatus.CANCELLING:
+            return execution
         raise IllegalTransition(execution.status.value, ExecutionStatus.CANCELLED.value)
+
+    def _fail_unsubmitted(self, execution_id: str, exc: Exception) -> None:
+        """A backend that refused the work must not leave the row pending forever."""
+        execution = self.store.get_execution(execution_id)
+        if execution.status in (ExecutionStatus.PENDING, ExecutionStatus.QUEUED):
+            self.store.transition(
+                execution_id,
+                ExecutionStatus.FAILED,
+                error=f"backend {self.backend.name!r} refused the execution: {exc}",
+                error_category=ErrorCategory.INFRASTRUCTURE.value,
+            )
 
     def retry(self, execution_id: str) -> Execution:
         """A new execution of the same work, linked to the one that did not succeed."""

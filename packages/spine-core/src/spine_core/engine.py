@@ -36,12 +36,49 @@ _KIND_LABEL = {
 }
 
 
-def require_capabilities(workflow: Workflow, capabilities: frozenset[Capability], tier: str) -> None:
-    """Fail before anything runs if the tier lacks a step kind the workflow uses."""
-    for kind in sorted(workflow.kinds(), key=lambda k: list(StepKind).index(k)):
-        needed = REQUIRED_CAPABILITY[kind]
-        if needed not in capabilities:
-            raise MissingCapability(_KIND_LABEL[kind], INTRODUCED_BY[needed], tier)
+def require_capabilities(
+    workflow: Workflow,
+    capabilities: frozenset[Capability],
+    tier: str,
+    registry: Registry | None = None,
+) -> None:
+    """Fail before anything runs if the tier lacks a step kind the workflow uses.
+
+    With `registry`, sub-workflows named by string are resolved and checked too (an unknown
+    name raises `UnknownPipeline` here rather than half-way through the run).
+    """
+    for wf in [workflow, *(named_sub_workflows(workflow, registry) if registry else [])]:
+        for kind in sorted(wf.kinds(), key=lambda k: list(StepKind).index(k)):
+            needed = REQUIRED_CAPABILITY[kind]
+            if needed not in capabilities:
+                raise MissingCapability(_KIND_LABEL[kind], INTRODUCED_BY[needed], tier)
+
+
+def named_sub_workflows(workflow: Workflow, registry: Registry) -> list[Workflow]:
+    """Every workflow reached through `Step.workflow(name, "registered.name")`, transitively."""
+    found: dict[str, Workflow] = {}
+
+    def walk_step(step: Step) -> None:
+        for child in (step.then_step, step.else_step):
+            if child is not None:
+                walk_step(child)
+        if isinstance(step.body, Step):
+            walk_step(step.body)
+        elif isinstance(step.body, Workflow):
+            walk_workflow(step.body)
+        if isinstance(step.sub_workflow, Workflow):
+            walk_workflow(step.sub_workflow)
+        elif isinstance(step.sub_workflow, str) and step.sub_workflow not in found:
+            sub = registry.get_workflow(step.sub_workflow)
+            found[step.sub_workflow] = sub
+            walk_workflow(sub)
+
+    def walk_workflow(wf: Workflow) -> None:
+        for step in wf.steps:
+            walk_step(step)
+
+    walk_workflow(workflow)
+    return list(found.values())
 
 
 @dataclass(frozen=True)
@@ -133,8 +170,8 @@ class WorkflowEngine:
 
     def check(self, workflow: Workflow) -> None:
         """Capabilities and pipeline references, before any step runs."""
-        require_capabilities(workflow, self.capabilities, self.tier)
-        self.registry.check_references([workflow])
+        require_capabilities(workflow, self.capabilities, self.tier, self.registry)
+        self.registry.check_references([workflow, *named_sub_workflows(workflow, self.registry)])
 
     def run(
         self,
@@ -155,7 +192,10 @@ class WorkflowEngine:
             if step.name in ctx.outputs:
                 continue
             if self.cancel_requested():
-                error, category = "cancelled before step " + repr(step.name), ErrorCategory.CANCELLED
+                error, category = (
+                    "cancelled before step " + repr(step.name),
+                    ErrorCategory.CANCELLED,
+                )
                 break
             step_run, ctx = self._run_step(step, step.name, ctx, run_id, runs)
             if step_run.status is StepStatus.FAILED:
@@ -193,8 +233,12 @@ class WorkflowEngine:
                 ctx = ctx.with_output(step.name, result.output)
             except TypeError as exc:
                 step_run = StepRun(
-                    path, step.kind, StepResult.fail(str(exc), ErrorCategory.USER_CODE),
-                    step_run.started_at, step_run.finished_at, step_run.duration_ms,
+                    path,
+                    step.kind,
+                    StepResult.fail(str(exc), ErrorCategory.USER_CODE),
+                    step_run.started_at,
+                    step_run.finished_at,
+                    step_run.duration_ms,
                 )
         runs.append(step_run)
         self._notify("step_finished", run_id, step_run, ctx)
@@ -203,6 +247,8 @@ class WorkflowEngine:
     def _apply_gates(self, step: Step, result: StepResult, ctx: WorkflowContext) -> StepResult:
         if not step.gates or result.status is StepStatus.SKIPPED:
             return result
+        if result.status is StepStatus.FAILED and result.quality is None:
+            return result  # keep the step's own error; there is nothing to gate
         if result.quality is None:
             return StepResult.fail(
                 f"step {step.name!r} declares quality gates but reported no quality metrics",
@@ -233,7 +279,9 @@ class WorkflowEngine:
         value = step.fn(ctx)
         return value if isinstance(value, StepResult) else StepResult.ok(value)
 
-    def _pipeline(self, step: Step, path: str, ctx: WorkflowContext, run_id: str, _: Any) -> StepResult:
+    def _pipeline(
+        self, step: Step, path: str, ctx: WorkflowContext, run_id: str, _: Any
+    ) -> StepResult:
         assert step.pipeline_name is not None
         defn = self.registry.get_pipeline(step.pipeline_name)
         if step.params is None:
@@ -262,7 +310,10 @@ class WorkflowEngine:
         branch = "then" if taken is step.then_step else "else"
         inner, _ = self._run_step(taken, f"{path}/{branch}:{taken.name}", ctx, run_id, runs)
         if inner.status is StepStatus.FAILED:
-            return StepResult.fail(inner.result.error or "branch failed", inner.result.category or ErrorCategory.USER_CODE)
+            return StepResult.fail(
+                inner.result.error or "branch failed",
+                inner.result.category or ErrorCategory.USER_CODE,
+            )
         return StepResult.ok({"branch": branch, "step": taken.name, "output": inner.result.output})
 
     def _map(
@@ -279,7 +330,9 @@ class WorkflowEngine:
             if isinstance(body, Workflow):
                 sub = self.run(body, thaw(item_ctx.params), run_id=f"{run_id}:{item_path}")
                 if not sub.succeeded:
-                    return StepResult.fail(sub.error or "sub-workflow failed", sub.category or ErrorCategory.USER_CODE)
+                    return StepResult.fail(
+                        sub.error or "sub-workflow failed", sub.category or ErrorCategory.USER_CODE
+                    )
                 return StepResult.ok(thaw(sub.context.outputs))
             item_runs: list[StepRun] = []
             inner, _ = self._run_step(body, item_path, item_ctx, run_id, item_runs)
@@ -303,14 +356,21 @@ class WorkflowEngine:
         else:
             assert step.until is not None
             seconds = max(0.0, (step.until - utcnow()).total_seconds())
+        # Count down by what was slept as well as by the clock, so an injected sleep (tests,
+        # simulations) finishes at once instead of spinning until real time has passed.
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        left = seconds
+        while left > 0:
             if self.cancel_requested():
                 return StepResult.fail("cancelled while waiting", ErrorCategory.CANCELLED)
-            self.sleep(min(left, 1.0))
+            chunk = min(left, 1.0)
+            self.sleep(chunk)
+            left = min(left - chunk, deadline - time.monotonic())
         return StepResult.ok({"waited_seconds": round(seconds, 3)})
 
-    def _sub_workflow(self, step: Step, path: str, ctx: WorkflowContext, run_id: str, _: Any) -> StepResult:
+    def _sub_workflow(
+        self, step: Step, path: str, ctx: WorkflowContext, run_id: str, _: Any
+    ) -> StepResult:
         assert step.sub_workflow is not None
         sub = (
             self.registry.get_workflow(step.sub_workflow)
@@ -321,5 +381,7 @@ class WorkflowEngine:
         params = thaw(raw) if raw is not None else thaw(ctx.params)
         result = self.run(sub, params, run_id=f"{run_id}:{path}")
         if not result.succeeded:
-            return StepResult.fail(result.error or "sub-workflow failed", result.category or ErrorCategory.USER_CODE)
+            return StepResult.fail(
+                result.error or "sub-workflow failed", result.category or ErrorCategory.USER_CODE
+            )
         return StepResult.ok(thaw(result.context.outputs))

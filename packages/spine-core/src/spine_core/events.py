@@ -38,7 +38,9 @@ STATUS_EVENTS: dict[ExecutionStatus, EventType] = {
 }
 """The event each status change writes, in the same transaction as the change."""
 
-STAGE_EVENTS = frozenset({EventType.STAGE_STARTED, EventType.STAGE_COMPLETED, EventType.STAGE_FAILED})
+STAGE_EVENTS = frozenset(
+    {EventType.STAGE_STARTED, EventType.STAGE_COMPLETED, EventType.STAGE_FAILED}
+)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,10 +31,29 @@ class TriggerSource(StrEnum):
     MANUAL = "manual"
 
 
+_id_lock = threading.Lock()
+_last_id_ms = 0
+_id_seq = 0
+
+
 def new_execution_id() -> str:
-    """Ids sort by creation time (uuid7-like) so listings page cheaply."""
+    """Ids sort by creation time (uuid7-like) so listings page cheaply.
+
+    Within one process they are strictly increasing, even for ids made in the same millisecond
+    (a counter follows the timestamp), so "newest first" and "oldest queued" are exact.
+    """
+    global _last_id_ms, _id_seq
     ms = int(datetime.now(UTC).timestamp() * 1000)
-    return f"{ms:012x}-{uuid.uuid4().hex[:20]}"
+    with _id_lock:
+        if ms > _last_id_ms:
+            _last_id_ms, _id_seq = ms, 0
+        else:
+            # Same millisecond, or the clock stepped back: keep order with the counter.
+            _id_seq += 1
+            if _id_seq > 0xFFFFFF:
+                _last_id_ms, _id_seq = _last_id_ms + 1, 0
+        ms, seq = _last_id_ms, _id_seq
+    return f"{ms:012x}-{seq:06x}{uuid.uuid4().hex[:14]}"
 
 
 def utcnow() -> datetime:

@@ -38,7 +38,9 @@ class PipelineGroup:
         by_name: dict[str, GroupStep] = {}
         for step in self.steps:
             if step.name in by_name:
-                raise WorkflowDefinitionError(f"group {self.name!r} has two steps named {step.name!r}")
+                raise WorkflowDefinitionError(
+                    f"group {self.name!r} has two steps named {step.name!r}"
+                )
             by_name[step.name] = step
         for step in self.steps:
             for dep in step.depends_on:
@@ -53,7 +55,9 @@ class PipelineGroup:
             ready = [s for s in remaining if set(s.depends_on) <= done]
             if not ready:
                 cycle = ", ".join(s.name for s in remaining)
-                raise WorkflowDefinitionError(f"group {self.name!r} has a dependency cycle among: {cycle}")
+                raise WorkflowDefinitionError(
+                    f"group {self.name!r} has a dependency cycle among: {cycle}"
+                )
             step = ready[0]
             ordered.append(step)
             done.add(step.name)
@@ -66,4 +70,6 @@ class PipelineGroup:
             Step.pipeline(s.name, s.pipeline, dict(s.params) if s.params is not None else None)
             for s in self.execution_order()
         )
-        return Workflow(self.name, steps, version=self.version, description=self.description, tags=self.tags)
+        return Workflow(
+            self.name, steps, version=self.version, description=self.description, tags=self.tags
+        )

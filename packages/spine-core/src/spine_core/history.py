@@ -56,5 +56,3 @@ class HistoryObserver:
         """Close the run row."""
         status = "completed" if result.succeeded else "failed"
         self.store.record_run_finished(result.run_id, status, result.error)
-
-

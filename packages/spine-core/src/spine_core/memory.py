@@ -31,10 +31,18 @@ class InMemoryLedgerStore:
         """Insert with its `created` event."""
         now = utcnow()
         execution = Execution(
-            id=new.id, name=new.name, params=copy.deepcopy(dict(new.params)),
-            status=ExecutionStatus.PENDING, lane=new.lane, trigger_source=new.trigger_source,
-            logical_key=new.logical_key, parent_execution_id=new.parent_execution_id,
-            retry_count=new.retry_count, backend=new.backend, created_at=now, updated_at=now,
+            id=new.id,
+            name=new.name,
+            params=copy.deepcopy(dict(new.params)),
+            status=ExecutionStatus.PENDING,
+            lane=new.lane,
+            trigger_source=new.trigger_source,
+            logical_key=new.logical_key,
+            parent_execution_id=new.parent_execution_id,
+            retry_count=new.retry_count,
+            backend=new.backend,
+            created_at=now,
+            updated_at=now,
         )
         with self._lock:
             if new.id in self._executions:
@@ -58,7 +66,7 @@ class InMemoryLedgerStore:
             rows = sorted(self._executions.values(), key=lambda e: e.id, reverse=True)
         out = []
         for e in rows:
-            if flt.status and e.status is not flt.status:
+            if flt.status and e.status != flt.status:
                 continue
             if flt.name and e.name != flt.name:
                 continue
@@ -87,6 +95,7 @@ class InMemoryLedgerStore:
         worker_id: str | None = None,
     ) -> Execution:
         """Check, update and append the event under one lock."""
+        to = ExecutionStatus(to)
         with self._lock:
             current = self.get_execution(execution_id)
             check_transition(current.status, to)
@@ -98,7 +107,9 @@ class InMemoryLedgerStore:
                 started_at=now if to is ExecutionStatus.RUNNING else current.started_at,
                 finished_at=now if is_terminal(to) else current.finished_at,
                 error=error if error is not None else current.error,
-                error_category=error_category if error_category is not None else current.error_category,
+                error_category=error_category
+                if error_category is not None
+                else current.error_category,
                 result=copy.deepcopy(dict(result)) if result is not None else current.result,
                 worker_id=worker_id if to is ExecutionStatus.RUNNING else current.worker_id,
             )
@@ -126,9 +137,13 @@ class InMemoryLedgerStore:
                         return event
             return self._append(execution_id, event_type, dict(payload or {}), dedupe_key, utcnow())
 
-    def _append(self, execution_id: str, event_type: EventType, payload: dict, dedupe_key: str | None, at) -> ExecutionEvent:
+    def _append(
+        self, execution_id: str, event_type: EventType, payload: dict, dedupe_key: str | None, at
+    ) -> ExecutionEvent:
         events = self._events[execution_id]
-        event = ExecutionEvent(execution_id, len(events) + 1, EventType(event_type), at, payload, dedupe_key)
+        event = ExecutionEvent(
+            execution_id, len(events) + 1, EventType(event_type), at, payload, dedupe_key
+        )
         events.append(event)
         return event
 
@@ -138,12 +153,17 @@ class InMemoryLedgerStore:
             self.get_execution(execution_id)
             return list(self._events[execution_id])
 
-    def claim_next(self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None) -> Execution | None:
+    def claim_next(
+        self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None
+    ) -> Execution | None:
         """Oldest queued first."""
         with self._lock:
             queued = sorted(
-                (e for e in self._executions.values()
-                 if e.status is ExecutionStatus.QUEUED and (lanes is None or e.lane in lanes)),
+                (
+                    e
+                    for e in self._executions.values()
+                    if e.status is ExecutionStatus.QUEUED and (lanes is None or e.lane in lanes)
+                ),
                 key=lambda e: e.id,
             )
             if not queued:
@@ -158,10 +178,29 @@ class InMemoryLedgerStore:
                 counts[e.status.value] = counts.get(e.status.value, 0) + 1
         return counts
 
-    def record_run_started(self, run_id: str, execution_id: str | None, workflow: str, version: int, params: Mapping[str, Any]) -> None:
+    def record_run_started(
+        self,
+        run_id: str,
+        execution_id: str | None,
+        workflow: str,
+        version: int,
+        params: Mapping[str, Any],
+    ) -> None:
         """Run row."""
         with self._lock:
-            self._runs[run_id] = [StepRunRecord(run_id, execution_id, workflow, version, None, None, "running", utcnow(), detail={"params": dict(params)})]
+            self._runs[run_id] = [
+                StepRunRecord(
+                    run_id,
+                    execution_id,
+                    workflow,
+                    version,
+                    None,
+                    None,
+                    "running",
+                    utcnow(),
+                    detail={"params": dict(params)},
+                )
+            ]
 
     def record_step(self, record: StepRunRecord) -> None:
         """Step row."""
@@ -174,12 +213,16 @@ class InMemoryLedgerStore:
             head = self._runs[run_id][0]
             now = utcnow()
             duration = (now - head.started_at).total_seconds() * 1000
-            self._runs[run_id][0] = replace(head, status=status, error=error, finished_at=now, duration_ms=duration)
+            self._runs[run_id][0] = replace(
+                head, status=status, error=error, finished_at=now, duration_ms=duration
+            )
 
     def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
         """Run rows, newest first."""
         with self._lock:
-            heads = [rows[0] for rows in self._runs.values() if workflow in (None, rows[0].workflow)]
+            heads = [
+                rows[0] for rows in self._runs.values() if workflow in (None, rows[0].workflow)
+            ]
         return sorted(heads, key=lambda r: r.started_at, reverse=True)[:limit]
 
     def get_run(self, run_id: str) -> list[StepRunRecord]:

@@ -95,7 +95,12 @@ class RunHistoryStore(Protocol):
     """Persisted workflow run history (intermediate tier and up)."""
 
     def record_run_started(
-        self, run_id: str, execution_id: str | None, workflow: str, version: int, params: Mapping[str, Any]
+        self,
+        run_id: str,
+        execution_id: str | None,
+        workflow: str,
+        version: int,
+        params: Mapping[str, Any],
     ) -> None:
         """A workflow run began."""
 

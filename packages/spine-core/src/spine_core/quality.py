@@ -198,7 +198,15 @@ class Gate:
                 assert self.op is not None and observed is not None and threshold is not None
                 passed = _OPS[self.op](observed, threshold)
         except KeyError as exc:
-            return GateResult(self.name, False, self.severity, None, threshold, str(exc.args[0]))
+            reason = exc.args[0] if exc.args else "missing metric"
+            return GateResult(
+                self.name,
+                False,
+                self.severity,
+                None,
+                threshold,
+                f"gate {self.name!r} failed: {reason}",
+            )
         if passed:
             message = f"gate {self.name!r} passed"
         elif self.predicate is not None:

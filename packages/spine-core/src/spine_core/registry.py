@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -103,6 +104,8 @@ class Registry:
         self._pipelines: dict[str, PipelineDef] = {}
         self._workflows: dict[str, Workflow] = {}
         self._pending_entry_points = load_entry_points
+        self._load_lock = threading.RLock()
+        self._loading = False
 
     def add(self, *items: PipelineDef | Workflow | PipelineGroup) -> None:
         """Register pipelines, workflows or pipeline groups; a name may be taken once."""
@@ -133,10 +136,19 @@ class Registry:
     def _load(self) -> None:
         if not self._pending_entry_points:
             return
-        self._pending_entry_points = False
-        for ep in entry_points(group=PIPELINES_ENTRY_POINT_GROUP):
-            register: Callable[[Registry], None] = ep.load()
-            register(self)
+        # One loader at a time: map steps look names up from several threads at once, and a
+        # second thread must not see a half-loaded registry.
+        with self._load_lock:
+            if not self._pending_entry_points or self._loading:
+                return  # done meanwhile, or a register function looking names up
+            self._loading = True
+            try:
+                for ep in entry_points(group=PIPELINES_ENTRY_POINT_GROUP):
+                    register: Callable[[Registry], None] = ep.load()
+                    register(self)
+            finally:
+                self._loading = False
+                self._pending_entry_points = False
 
     def pipelines(self) -> dict[str, PipelineDef]:
         """Registered pipelines by name."""

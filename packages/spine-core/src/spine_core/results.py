@@ -45,7 +45,9 @@ class StepResult:
         output: Any = None,
     ) -> StepResult:
         """A failure; `category` tells retries whether trying again can help."""
-        return cls(StepStatus.FAILED, output=output, error=error, category=category, quality=quality)
+        return cls(
+            StepStatus.FAILED, output=output, error=error, category=category, quality=quality
+        )
 
     @classmethod
     def skip(cls, reason: str) -> StepResult:

@@ -39,7 +39,15 @@ class ExecutionRunner:
         """Run to a final status. With `claimed`, the caller already moved it to running."""
         execution = self.store.get_execution(execution_id)
         if not claimed:
-            execution = self.store.transition(execution_id, ExecutionStatus.RUNNING)
+            try:
+                execution = self.store.transition(execution_id, ExecutionStatus.RUNNING)
+            except IllegalTransition:
+                # Cancelled before it started, or already taken by someone else: not ours.
+                current = self.store.get_execution(execution_id)
+                log.warning(
+                    "execution %s is %s; not running it", execution_id, current.status.value
+                )
+                return current
         try:
             workflow = self.registry.resolve(execution.name)
             engine = WorkflowEngine(
@@ -53,18 +61,25 @@ class ExecutionRunner:
             result = engine.run(workflow, execution.params, run_id=execution.id)
         except Exception as exc:
             log.exception("execution %s could not run", execution_id)
-            return self._finish_failed(execution_id, f"{type(exc).__name__}: {exc}", ErrorCategory.INTERNAL)
+            return self._finish_failed(
+                execution_id, f"{type(exc).__name__}: {exc}", ErrorCategory.INTERNAL
+            )
         if result.succeeded:
             return self.store.transition(
                 execution_id, ExecutionStatus.COMPLETED, result=result.to_dict()
             )
         if result.category is ErrorCategory.CANCELLED:
             return self.store.transition(
-                execution_id, ExecutionStatus.CANCELLED, error=result.error,
-                error_category=result.category.value, result=result.to_dict(),
+                execution_id,
+                ExecutionStatus.CANCELLED,
+                error=result.error,
+                error_category=result.category.value,
+                result=result.to_dict(),
             )
         return self._finish_failed(
-            execution_id, result.error or "failed", result.category or ErrorCategory.USER_CODE,
+            execution_id,
+            result.error or "failed",
+            result.category or ErrorCategory.USER_CODE,
             result.to_dict(),
         )
 
@@ -76,8 +91,11 @@ class ExecutionRunner:
     ) -> Execution:
         try:
             return self.store.transition(
-                execution_id, ExecutionStatus.FAILED, error=error,
-                error_category=category.value, result=result,
+                execution_id,
+                ExecutionStatus.FAILED,
+                error=error,
+                error_category=category.value,
+                result=result,
             )
         except IllegalTransition:
             return self.store.get_execution(execution_id)

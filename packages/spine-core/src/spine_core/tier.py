@@ -34,10 +34,12 @@ class Settings:
     options: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, default_database_url: str, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, default_database_url: str, environ: Mapping[str, str] | None = None
+    ) -> Settings:
         """`SPINE_DATABASE_URL` and every other `SPINE_*` variable."""
         env = os.environ if environ is None else environ
-        options = {k[len("SPINE_"):].lower(): v for k, v in env.items() if k.startswith("SPINE_")}
+        options = {k[len("SPINE_") :].lower(): v for k, v in env.items() if k.startswith("SPINE_")}
         return cls(env.get(DATABASE_URL_ENV) or default_database_url, options)
 
 

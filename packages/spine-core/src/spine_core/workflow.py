@@ -61,7 +61,9 @@ class Step:
     gates: tuple[Gate, ...] = ()
 
     @classmethod
-    def lambda_(cls, name: str, fn: Callable[[WorkflowContext], Any], *, gates: Iterable[Gate] = ()) -> Step:
+    def lambda_(
+        cls, name: str, fn: Callable[[WorkflowContext], Any], *, gates: Iterable[Gate] = ()
+    ) -> Step:
         """Run a plain function of the context; a non-StepResult return is its output."""
         return cls(name, StepKind.LAMBDA, fn=fn, gates=tuple(gates))
 
@@ -70,7 +72,9 @@ class Step:
         cls, name: str, pipeline: str, params: ParamsSpec = None, *, gates: Iterable[Gate] = ()
     ) -> Step:
         """Run a registered pipeline; `params` default to the workflow's own params."""
-        return cls(name, StepKind.PIPELINE, pipeline_name=pipeline, params=params, gates=tuple(gates))
+        return cls(
+            name, StepKind.PIPELINE, pipeline_name=pipeline, params=params, gates=tuple(gates)
+        )
 
     @classmethod
     def choice(
@@ -81,7 +85,9 @@ class Step:
         else_step: Step | None = None,
     ) -> Step:
         """Run `then_step` when `condition(ctx)` holds, otherwise `else_step` (or nothing)."""
-        return cls(name, StepKind.CHOICE, condition=condition, then_step=then_step, else_step=else_step)
+        return cls(
+            name, StepKind.CHOICE, condition=condition, then_step=then_step, else_step=else_step
+        )
 
     @classmethod
     def map(
@@ -110,21 +116,17 @@ class Step:
         return cls(name, StepKind.WAIT, duration=duration, until=until)
 
     @classmethod
-    def workflow(
-        cls, name: str, sub_workflow: Workflow | str, params: ParamsSpec = None
-    ) -> Step:
+    def workflow(cls, name: str, sub_workflow: Workflow | str, params: ParamsSpec = None) -> Step:
         """Run another workflow (by object or registered name) as one step."""
         return cls(name, StepKind.WORKFLOW, sub_workflow=sub_workflow, params=params)
 
     def kinds(self) -> set[StepKind]:
-        """This step's kind and the kinds of every step nested in it."""
+        """The kind of this step and of every step nested in it."""
         found = {self.kind}
         for child in (self.then_step, self.else_step):
             if child is not None:
                 found |= child.kinds()
-        if isinstance(self.body, Step):
-            found |= self.body.kinds()
-        elif isinstance(self.body, Workflow):
+        if isinstance(self.body, Step | Workflow):
             found |= self.body.kinds()
         if isinstance(self.sub_workflow, Workflow):
             found |= self.sub_workflow.kinds()

@@ -1,0 +1,76 @@
+"""Run history written by the HistoryObserver into the in-memory store."""
+
+from __future__ import annotations
+
+from spine_core.backend import InlineBackend
+from spine_core.capabilities import capabilities_up_to
+from spine_core.dispatcher import Dispatcher
+from spine_core.errors import ErrorCategory
+from spine_core.history import HistoryObserver
+from spine_core.quality import Gate, QualityMetrics
+from spine_core.results import StepResult
+from spine_core.runner import ExecutionRunner
+from spine_core.workflow import Step, Workflow
+
+INTERMEDIATE = capabilities_up_to("market-spine-intermediate")
+
+
+def flow(fail: bool = False) -> Workflow:
+    return Workflow(
+        "flow",
+        (
+            Step.lambda_("a", lambda ctx: {"rows": 3}),
+            Step.lambda_(
+                "b",
+                lambda ctx: StepResult.ok(
+                    1, quality=QualityMetrics(10, 9 if fail else 10, 1 if fail else 0)
+                ),
+                gates=[Gate.min("valid_rate", 0.95)],
+            ),
+            Step.lambda_("c", lambda ctx: "done"),
+        ),
+        version=4,
+    )
+
+
+def run(store, registry, workflow):
+    registry.add(workflow)
+    runner = ExecutionRunner(
+        store,
+        registry,
+        INTERMEDIATE,
+        "t",
+        observers=lambda execution: [HistoryObserver(store, execution.id)],
+    )
+    dispatcher = Dispatcher(store, InlineBackend(runner), registry, INTERMEDIATE, "t")
+    return dispatcher.submit(workflow.name)
+
+
+def test_one_run_row_and_one_row_per_step(store, registry):
+    execution = run(store, registry, flow())
+    runs = store.list_runs()
+    assert len(runs) == 1
+    rows = store.get_run(runs[0].run_id)
+    head, steps = rows[0], rows[1:]
+    assert head.step is None and head.status == "completed" and head.error is None
+    assert head.execution_id == execution.id and head.run_id == execution.id
+    assert (head.workflow, head.version) == ("flow", 4)
+    assert head.finished_at is not None and head.duration_ms is not None
+    assert [s.step for s in steps] == ["a", "b", "c"]
+    assert all(s.status == "ok" and s.kind == "lambda" for s in steps)
+    assert all(s.duration_ms is not None and s.finished_at >= s.started_at for s in steps)
+    assert steps[0].detail["output"] == {"rows": 3}
+    assert steps[1].detail["quality"]["record_count"] == 10
+    assert steps[1].detail["gates"][0]["passed"] is True
+
+
+def test_failed_run_records_the_failing_step(store, registry):
+    run(store, registry, flow(fail=True))
+    (head,) = store.list_runs(workflow="flow")
+    rows = store.get_run(head.run_id)
+    assert rows[0].status == "failed" and "min valid_rate" in rows[0].error
+    assert [r.step for r in rows[1:]] == ["a", "b"]
+    failed = rows[2]
+    assert failed.status == "failed" and failed.category == ErrorCategory.DATA_QUALITY.value
+    assert failed.detail["gates"][0]["observed"] == 0.9
+    assert failed.detail["output"] is None
