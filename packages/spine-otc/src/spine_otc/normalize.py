@@ -1,0 +1,178 @@
+"""Turn one raw line into a typed `Trade`, or a `Reject` that says exactly what is wrong."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from spine_core.quality import QualityMetrics
+from spine_otc.layout import (
+    DELIMITER,
+    FIELD_COUNT,
+    HEADER_FIELDS,
+    REQUIRED_FIELD_COUNT,
+    SESSION_END,
+    SESSION_START,
+    SHORT_TYPES,
+    SYMBOL_PATTERN,
+    VENUES,
+    is_regular_hours,
+)
+
+_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
+_TIME = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})")
+_DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,10})?")
+
+
+class RejectReason(StrEnum):
+    """Why a row was rejected; the codes are stable, stored, and counted by the reject gate."""
+
+    FIELD_COUNT = "FIELD_COUNT"
+    MISSING_FIELD = "MISSING_FIELD"
+    BAD_DATE = "BAD_DATE"
+    BAD_TIME = "BAD_TIME"
+    TIME_OUT_OF_HOURS = "TIME_OUT_OF_HOURS"
+    BAD_SYMBOL = "BAD_SYMBOL"
+    BAD_VENUE = "BAD_VENUE"
+    BAD_SHORT_TYPE = "BAD_SHORT_TYPE"
+    BAD_SIZE = "BAD_SIZE"
+    BAD_PRICE = "BAD_PRICE"
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A row that failed validation: kept with its reason, never silently dropped."""
+
+    reason: RejectReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One validated trade print. Identical rows are distinct trades: nothing deduplicates."""
+
+    trade_date: date
+    trade_time: str
+    symbol: str
+    venue: str
+    short_type: str
+    size: Decimal
+    price: Decimal
+    notional: Decimal = field(init=False)
+    timestamp: str = field(init=False)
+    is_regular_hours: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "notional", self.size * self.price)
+        object.__setattr__(self, "timestamp", f"{self.trade_date.isoformat()}T{self.trade_time}")
+        object.__setattr__(self, "is_regular_hours", is_regular_hours(self.trade_time))
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: RejectReason, message: str) -> None:
+        self.reject = Reject(reason, message)
+
+
+def normalize_line(raw_line: str) -> Trade | Reject:
+    """Validate one data line (fields stripped of surrounding blanks) against the layout."""
+    fields = [value.strip() for value in raw_line.split(DELIMITER)]
+    if len(fields) != FIELD_COUNT:
+        return Reject(
+            RejectReason.FIELD_COUNT,
+            f"expected {FIELD_COUNT} {DELIMITER!r}-separated fields, found {len(fields)}",
+        )
+    for name, value in zip(HEADER_FIELDS[:REQUIRED_FIELD_COUNT], fields, strict=False):
+        if not value:
+            return Reject(RejectReason.MISSING_FIELD, f"{name} is blank")
+    venue, symbol, raw_date, raw_time, short_type, raw_size, raw_price, _link = fields
+    try:
+        if venue not in VENUES:
+            raise _Invalid(
+                RejectReason.BAD_VENUE, f"MarketCenter {venue!r} is not one of {', '.join(VENUES)}"
+            )
+        if not SYMBOL_PATTERN.fullmatch(symbol):
+            raise _Invalid(
+                RejectReason.BAD_SYMBOL,
+                f"Symbol {symbol!r} must be 1-14 of A-Z, 0-9, '.' and '/'",
+            )
+        trade_date = _parse_date(raw_date)
+        trade_time = _parse_time(raw_time)
+        if short_type not in SHORT_TYPES:
+            raise _Invalid(
+                RejectReason.BAD_SHORT_TYPE,
+                f"ShortType {short_type!r} is not one of {', '.join(SHORT_TYPES)}",
+            )
+        size = _parse_positive(raw_size, "Size", RejectReason.BAD_SIZE)
+        price = _parse_positive(raw_price, "Price", RejectReason.BAD_PRICE)
+    except _Invalid as invalid:
+        return invalid.reject
+    return Trade(trade_date, trade_time, symbol, venue, short_type, size, price)
+
+
+def _parse_date(raw: str) -> date:
+    match = _DATE.fullmatch(raw)
+    try:
+        if match is None:
+            raise ValueError
+        return date(*(int(part) for part in match.groups()))
+    except ValueError:
+        raise _Invalid(
+            RejectReason.BAD_DATE, f"Date {raw!r} is not a calendar date as YYYYMMDD"
+        ) from None
+
+
+def _parse_time(raw: str) -> str:
+    match = _TIME.fullmatch(raw)
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3]) > 59:
+        raise _Invalid(RejectReason.BAD_TIME, f"Time {raw!r} is not a time as HH:MM:SS")
+    if not SESSION_START <= raw <= SESSION_END:
+        raise _Invalid(
+            RejectReason.TIME_OUT_OF_HOURS,
+            f"Time {raw} is outside the reporting window {SESSION_START}-{SESSION_END}",
+        )
+    return raw
+
+
+def _parse_positive(raw: str, name: str, reason: RejectReason) -> Decimal:
+    if not _DECIMAL.fullmatch(raw):
+        raise _Invalid(reason, f"{name} {raw!r} is not a plain decimal number")
+    value = Decimal(raw)
+    if value <= 0:
+        raise _Invalid(reason, f"{name} {raw} must be greater than zero")
+    return value
+
+
+class NormalizeTally:
+    """Counts what a normalization produced, for the reject-rate gate and the step's quality."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, result: Trade | Reject) -> None:
+        """Count one normalized row."""
+        self.rows += 1
+        if isinstance(result, Reject):
+            self.reasons[result.reason.value] += 1
+
+    def quality(self) -> QualityMetrics:
+        """Record, valid and invalid counts, with the reject count per reason code."""
+        invalid = sum(self.reasons.values())
+        return QualityMetrics(
+            record_count=self.rows,
+            valid_count=self.rows - invalid,
+            invalid_count=invalid,
+            failure_reasons=dict(sorted(self.reasons.items())),
+        )
+
+
+def refusal_detail(quality: QualityMetrics) -> str:
+    """What a batch refused by the reject gate records as its detail."""
+    return (
+        f"refused by the quality gate: reject rate {quality.invalid_rate:.2%} "
+        f"({quality.invalid_count} of {quality.record_count} rows)"
+    )

@@ -1,0 +1,162 @@
+"""A streaming reader for FINRA short-sale files: constant memory whatever the file size.
+
+The reader checks the header before the first row and the trailer after the last one, so a
+consumer sees every data row before it can know the file is whole: write the rows inside a
+transaction and roll back if iteration raises `FileFormatError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from spine_otc.errors import FileFormatError
+from spine_otc.layout import DELIMITER, HEADER_LINE
+
+MAX_LINE_BYTES = 64 * 1024
+"""Longer lines mean the file is not this layout; the cap keeps memory constant."""
+
+PROGRESS_EVERY_LINES = 10_000
+_TRAILER = re.compile(r"[0-9]+")
+_OTHER_DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon"}
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (bytes read so far, file size in bytes) while a file streams."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One data line exactly as it appeared in the file, newline removed."""
+
+    line_number: int
+    raw_line: str
+
+    @property
+    def record_hash(self) -> str:
+        """sha256 of the line's UTF-8 bytes; identical lines share it (they are still kept)."""
+        return hashlib.sha256(self.raw_line.encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in chunks: how ingest spots the same content twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class PsvReader:
+    """Yields a `RawRow` per data line of one file, in order, checking the file's framing.
+
+    After a complete iteration `content_hash` is the sha256 of every byte read and `row_count`
+    the number of data rows.
+    """
+
+    def __init__(self, path: str | Path, *, on_progress: ProgressCallback | None = None) -> None:
+        self.path = Path(path)
+        self.on_progress = on_progress
+        self.row_count = 0
+        self.bytes_read = 0
+        self.total_bytes = 0
+        self._content_hash: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the file's bytes; only known once the whole file has been read."""
+        if self._content_hash is None:
+            raise RuntimeError(f"{self.path}: content hash is known only after reading it all")
+        return self._content_hash
+
+    def __iter__(self) -> Iterator[RawRow]:
+        self.row_count = 0
+        self.bytes_read = 0
+        self._content_hash = None
+        self.total_bytes = os.stat(self.path).st_size
+        digest = hashlib.sha256()
+        line_number = 0
+        pending: RawRow | None = None
+        blanks: list[RawRow] = []
+        with open(self.path, "rb") as handle:
+            while chunk := handle.readline(MAX_LINE_BYTES + 1):
+                line_number += 1
+                digest.update(chunk)
+                self.bytes_read += len(chunk)
+                text = self._decode(chunk, line_number)
+                if line_number == 1:
+                    self._check_header(text.removeprefix("\ufeff"))
+                    continue
+                if not text.strip():
+                    blanks.append(RawRow(line_number, text))
+                    continue
+                if pending is not None:
+                    self.row_count += 1
+                    yield pending
+                for blank in blanks:
+                    self.row_count += 1
+                    yield blank
+                blanks.clear()
+                pending = RawRow(line_number, text)
+                if self.on_progress and line_number % PROGRESS_EVERY_LINES == 0:
+                    self.on_progress(self.bytes_read, self.total_bytes)
+        self._content_hash = digest.hexdigest()
+        if self.on_progress:
+            self.on_progress(self.bytes_read, self.total_bytes)
+        if line_number == 0:
+            raise FileFormatError(self.path, 1, "empty file: expected the header " + HEADER_LINE)
+        self._check_trailer(pending, line_number)
+
+    def _decode(self, chunk: bytes, line_number: int) -> str:
+        if len(chunk) > MAX_LINE_BYTES:
+            raise FileFormatError(
+                self.path,
+                line_number,
+                f"line longer than {MAX_LINE_BYTES} bytes: not a FINRA short-sale file",
+            )
+        if b"\x00" in chunk:
+            raise FileFormatError(self.path, line_number, "not a text file: contains NUL bytes")
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(
+                self.path,
+                line_number,
+                f"not a text file: byte {exc.start + 1} of the line is not valid UTF-8",
+            ) from None
+        return text.removesuffix("\n").removesuffix("\r")
+
+    def _check_header(self, header: str) -> None:
+        if header == HEADER_LINE:
+            return
+        if DELIMITER not in header:
+            for delimiter, name in _OTHER_DELIMITERS.items():
+                if delimiter in header:
+                    raise FileFormatError(
+                        self.path,
+                        1,
+                        f"wrong delimiter: the header is {name}-separated, "
+                        f"this layout uses {DELIMITER!r}",
+                    )
+        raise FileFormatError(
+            self.path, 1, f"wrong header: expected {HEADER_LINE!r}, found {header[:200]!r}"
+        )
+
+    def _check_trailer(self, last: RawRow | None, line_count: int) -> None:
+        if last is None or not _TRAILER.fullmatch(last.raw_line.strip()):
+            raise FileFormatError(
+                self.path,
+                last.line_number if last else line_count,
+                "missing trailer: the last line must be the record count (file truncated?)",
+            )
+        count = int(last.raw_line.strip())
+        if count not in (self.row_count, self.row_count + 1):
+            raise FileFormatError(
+                self.path,
+                last.line_number,
+                f"trailer count {count} does not match the {self.row_count} data rows "
+                f"(expected {self.row_count}, or {self.row_count + 1} counting the header)",
+            )

@@ -1,0 +1,151 @@
+import hashlib
+
+import pytest
+
+from spine_otc.errors import FileFormatError
+from spine_otc.layout import HEADER_LINE
+from spine_otc.parser import MAX_LINE_BYTES, PsvReader, RawRow, file_sha256
+
+ROW = "Q|AAPL|20240305|09:30:02|S|100|170.1200|A"
+
+
+def write(tmp_path, content, name="otc.psv"):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def read_all(path):
+    reader = PsvReader(path)
+    return reader, list(reader)
+
+
+def test_yields_every_data_line_verbatim_in_order(tmp_path):
+    lines = [ROW, "B|AAPL|20240305|11:14:55|E|250|169.8450|A", ROW, "  odd | spacing "]
+    path = write(tmp_path, "\n".join([HEADER_LINE, *lines, "4"]) + "\n")
+    reader, rows = read_all(path)
+    assert rows == [RawRow(n, line) for n, line in enumerate(lines, start=2)]
+    assert reader.row_count == 4
+    assert reader.content_hash == file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_crlf_line_endings_and_a_byte_order_mark_are_accepted(tmp_path):
+    path = write(tmp_path, ("\ufeff" + HEADER_LINE + "\r\n" + ROW + "\r\n1\r\n").encode())
+    _, rows = read_all(path)
+    assert rows == [RawRow(2, ROW)]
+
+
+def test_trailer_may_count_the_header(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n{ROW}\n3\n")
+    _, rows = read_all(path)
+    assert len(rows) == 2
+
+
+def test_trailer_without_final_newline_and_trailing_blank_lines(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n1\n\n\n")
+    assert read_all(path)[1] == [RawRow(2, ROW)]
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n1", name="b.psv")
+    assert read_all(path)[1] == [RawRow(2, ROW)]
+
+
+def test_blank_lines_between_rows_are_data_rows(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n\n{ROW}\n3\n")
+    _, rows = read_all(path)
+    assert rows == [RawRow(2, ROW), RawRow(3, ""), RawRow(4, ROW)]
+
+
+def test_header_and_trailer_only_is_an_empty_batch(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n0\n")
+    assert read_all(path)[1] == []
+
+
+def test_progress_is_reported_up_to_the_file_size(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n1\n")
+    seen = []
+    list(PsvReader(path, on_progress=lambda done, total: seen.append((done, total))))
+    size = path.stat().st_size
+    assert seen[-1] == (size, size)
+
+
+def test_content_hash_is_unknown_until_the_whole_file_is_read(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n1\n")
+    reader = PsvReader(path)
+    rows = iter(reader)
+    next(rows)
+    with pytest.raises(RuntimeError, match="only after reading"):
+        _ = reader.content_hash
+
+
+def assert_file_error(path, line, *fragments):
+    with pytest.raises(FileFormatError) as raised:
+        list(PsvReader(path))
+    message = str(raised.value)
+    assert message.startswith(f"{path}: line {line}: ")
+    assert raised.value.line_number == line
+    for fragment in fragments:
+        assert fragment in message
+    return raised.value
+
+
+def test_empty_file(tmp_path):
+    assert_file_error(write(tmp_path, ""), 1, "empty file")
+
+
+def test_wrong_header(tmp_path):
+    path = write(tmp_path, f"Venue|Symbol|Date|Time|ShortType|Size|Price|Link\n{ROW}\n1\n")
+    assert_file_error(path, 1, "wrong header", "MarketCenter|Symbol")
+
+
+@pytest.mark.parametrize(("delimiter", "name"), [(",", "comma"), ("\t", "tab")])
+def test_wrong_delimiter(tmp_path, delimiter, name):
+    header = HEADER_LINE.replace("|", delimiter)
+    path = write(tmp_path, f"{header}\n{ROW.replace('|', delimiter)}\n1\n")
+    assert_file_error(path, 1, "wrong delimiter", name)
+
+
+def test_truncated_file_has_no_trailer(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n{ROW[:20]}")
+    assert_file_error(path, 3, "missing trailer")
+
+
+def test_header_only_has_no_trailer(tmp_path):
+    assert_file_error(write(tmp_path, HEADER_LINE + "\n"), 1, "missing trailer")
+
+
+def test_trailer_count_mismatch(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n{ROW}\n5\n")
+    assert_file_error(path, 4, "trailer count 5", "2 data rows")
+
+
+def test_trailer_error_comes_after_every_row(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\n{ROW}\n7\n")
+    seen = []
+    with pytest.raises(FileFormatError):
+        for row in PsvReader(path):
+            seen.append(row)
+    assert len(seen) == 2
+
+
+def test_nul_bytes_mean_not_text(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{ROW}\x00\n1\n".encode())
+    assert_file_error(path, 2, "not a text file")
+
+
+def test_undecodable_bytes_mean_not_text(tmp_path):
+    path = write(tmp_path, HEADER_LINE.encode() + b"\n" + b"\xff\xfe|x\n1\n")
+    assert_file_error(path, 2, "not a text file")
+
+
+def test_binary_file_is_not_text(tmp_path):
+    path = write(tmp_path, b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03")
+    assert_file_error(path, 1, "not a text file")
+
+
+def test_overlong_line_is_refused_without_reading_it_whole(tmp_path):
+    path = write(tmp_path, f"{HEADER_LINE}\n{'A' * (MAX_LINE_BYTES * 3)}\n1\n")
+    assert_file_error(path, 2, "longer than")
+
+
+def test_file_sha256_matches_hashlib(tmp_path):
+    path = write(tmp_path, b"x" * (3 << 20))
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
