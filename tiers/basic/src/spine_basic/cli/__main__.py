@@ -1,0 +1,3 @@
+from spine_basic.cli import main
+
+main(prog_name="spine")

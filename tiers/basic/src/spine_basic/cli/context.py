@@ -1,0 +1,209 @@
+"""What every `spine` command shares: the global options, the runtime, the error handling.
+
+Commands added by higher tiers (through `Tier.extend_cli`) reuse these::
+
+    from spine_basic.cli.context import open_runtime, run_cli_errors
+
+    @click.command("worker")
+    @run_cli_errors
+    def worker() -> None:
+        runtime = open_runtime()          # the active tier's runtime, closed with the command
+        ...
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from spine_core.errors import SpineError
+from spine_core.tier import DATABASE_URL_ENV, TIER_ENV, Runtime, Settings, Tier, active_tier
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(SpineError):
+    """A mistake on the command line that click cannot see (a malformed `-p`, a bad date)."""
+
+
+@dataclass
+class CliState:
+    """Per-invocation state, kept in the root click context's `obj`."""
+
+    debug: bool = False
+    runtime: Runtime | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def cli_state(ctx: click.Context | None = None) -> CliState:
+    """The invocation's state (created on first use)."""
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def is_debug(ctx: click.Context | None = None) -> bool:
+    """Whether `--debug` was given."""
+    try:
+        return cli_state(ctx).debug
+    except RuntimeError:
+        return False
+
+
+def current_tier() -> Tier:
+    """The active tier: `--tier`, else `SPINE_TIER`, else the highest installed."""
+    return active_tier(os.environ.get(TIER_ENV) or None)
+
+
+def current_settings(tier: Tier | None = None) -> Settings:
+    """Settings from the environment (`--db` has already set `SPINE_DATABASE_URL`)."""
+    tier = tier or current_tier()
+    return Settings.from_env(tier.default_database_url)
+
+
+def database_url(tier: Tier | None = None) -> str:
+    """The database URL in force for this invocation."""
+    return current_settings(tier).database_url
+
+
+def open_runtime(ctx: click.Context | None = None) -> Runtime:
+    """The active tier's runtime for this invocation: opened once, closed when the CLI exits."""
+    ctx = ctx or click.get_current_context()
+    state = cli_state(ctx)
+    if state.runtime is None:
+        tier = current_tier()
+        runtime = tier.open_runtime(current_settings(tier))
+        state.runtime = runtime
+        root = ctx.find_root()
+
+        def close() -> None:
+            state.runtime = None
+            runtime.close()
+
+        root.call_on_close(close)
+    return state.runtime
+
+
+def echo_error(message: str) -> None:
+    """One line on stderr: `error: <message>`."""
+    first, *rest = str(message).strip().splitlines() or [""]
+    if rest:
+        first = first + " " + " ".join(line.strip() for line in rest if line.strip())
+    click.echo(f"error: {first}", err=True)
+
+
+@contextmanager
+def cli_errors(debug: bool | None = None) -> Iterator[None]:
+    """Turn exceptions into one `error:` line on stderr and exit code 1.
+
+    A `SpineError` prints its message; anything else prints its type as well and suggests
+    `--debug`, which prints the traceback too. Click's own exceptions pass through.
+    """
+    try:
+        yield
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except SpineError as exc:
+        if is_debug() if debug is None else debug:
+            traceback.print_exc(file=sys.stderr)
+        echo_error(str(exc))
+        raise click.exceptions.Exit(1) from None
+    except KeyboardInterrupt:
+        echo_error("interrupted")
+        raise click.exceptions.Exit(130) from None
+    except Exception as exc:
+        if is_debug() if debug is None else debug:
+            traceback.print_exc(file=sys.stderr)
+            echo_error(f"{type(exc).__name__}: {exc}")
+        else:
+            echo_error(f"{type(exc).__name__}: {exc} (use --debug for the traceback)")
+        raise click.exceptions.Exit(1) from None
+
+
+def run_cli_errors(fn: F) -> F:
+    """Decorator for a command callback: errors become one `error:` line, exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with cli_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _DropTracebacks(logging.Filter):
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.debug:
+            return True
+        # Exceptions logged with a traceback also reach the user through the execution's
+        # error; repeating them as a traceback would bury the one-line message.
+        return record.exc_info is None
+
+
+_HANDLER: logging.Handler | None = None
+
+
+def configure_logging(debug: bool) -> None:
+    """Console logging on stderr: warnings and up; with `--debug`, info and tracebacks."""
+    global _HANDLER
+    root = logging.getLogger()
+    if _HANDLER is not None:
+        root.removeHandler(_HANDLER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_DropTracebacks(debug))
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    _HANDLER = handler
+
+
+def set_env_for_invocation(ctx: click.Context, name: str, value: str) -> None:
+    """Set an environment variable for this process, restored when the root context closes.
+
+    Restoring keeps in-process invocations (tests, `CliRunner`) independent of each other.
+    """
+    previous = os.environ.get(name)
+    os.environ[name] = value
+
+    def restore() -> None:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+    ctx.find_root().call_on_close(restore)
+
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "TIER_ENV",
+    "CliError",
+    "CliState",
+    "cli_errors",
+    "cli_state",
+    "configure_logging",
+    "current_settings",
+    "current_tier",
+    "database_url",
+    "echo_error",
+    "is_debug",
+    "open_runtime",
+    "run_cli_errors",
+    "set_env_for_invocation",
+]

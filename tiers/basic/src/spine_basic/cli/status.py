@@ -1,0 +1,44 @@
+"""`spine status`: where the data lives and what is in it."""
+
+from __future__ import annotations
+
+import click
+
+from spine_basic.cli.context import open_runtime, run_cli_errors
+from spine_basic.cli.run import duration_seconds
+from spine_basic.database import mask_url
+from spine_core.execution import ExecutionFilter
+
+
+@click.command("status")
+@run_cli_errors
+def status() -> None:
+    """Database, schema version, row counts per table and the latest executions."""
+    runtime = open_runtime()
+    store = runtime.store
+    click.echo(f"tier:     {runtime.tier.name} ({runtime.tier.distribution})")
+    click.echo(f"database: {mask_url(runtime.settings.database_url)}")
+    version = store.schema_version() if hasattr(store, "schema_version") else "unknown"
+    click.echo(f"schema:   version {version}")
+    health = runtime.backend.health()
+    click.echo(
+        f"backend:  {runtime.backend.name} ({'ok' if health.healthy else 'unhealthy'}"
+        f"{': ' + health.detail if health.detail else ''})"
+    )
+    counts = store.table_counts() if hasattr(store, "table_counts") else {}
+    if counts:
+        click.echo("tables:")
+        width = max(len(name) for name in counts)
+        for name, count in counts.items():
+            click.echo(f"  {name:<{width}}  {count:>10,}")
+    latest = runtime.dispatcher.list(ExecutionFilter(limit=5))
+    click.echo("latest executions:")
+    if not latest:
+        click.echo("  (none yet)")
+    for execution in latest:
+        seconds = duration_seconds(execution)
+        took = f"{seconds:.2f}s" if seconds is not None else "-"
+        click.echo(
+            f"  {execution.id}  {execution.name:<20} {execution.status.value:<10} "
+            f"{execution.created_at:%Y-%m-%d %H:%M:%S}  {took}"
+        )

@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+import json
+import re
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from spine_basic.cli import main
+from spine_basic.cli.run import parse_param
+from spine_otc.generator import generate
+from spine_otc.metrics import METRIC_FIELDS
+from spine_otc.sample import sample_path
+
+
+@pytest.fixture
+def cli(db_env):
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def counts(cli) -> dict[str, int]:
+    result = cli("shell", input="import json; print(json.dumps(store.table_counts()))\n")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_one_line_error(result, pattern: str) -> None:
+    assert result.exit_code != 0
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_db_init_prints_schema_version_and_is_idempotent(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPINE_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    first = runner.invoke(main, ["db", "init"])
+    assert first.exit_code == 0, first.output
+    assert "schema version 2" in first.stdout
+    assert (tmp_path / "spine.db").exists()
+    again = runner.invoke(main, ["db", "init"])
+    assert "up to date" in again.stdout and "schema version 2" in again.stdout
+
+
+def test_run_daily_then_query_metrics_json(cli):
+    result = cli("run", "otc.daily", "-p", f"file={sample_path()}")
+    assert result.exit_code == 0, result.output
+    assert "otc.daily: completed" in result.stdout
+    assert re.search(r"normalize\s+ok.*records=3000 valid=2991 invalid=9", result.stdout)
+    out = cli("query", "metrics", "--format", "json")
+    rows = json.loads(out.stdout)
+    assert rows and all(list(row) == list(METRIC_FIELDS) for row in rows)
+    one = cli("query", "metrics", "--symbol", "AAPL", "--date", "2024-03-05", "--format", "json")
+    assert [(r["symbol"], r["trade_date"]) for r in json.loads(one.stdout)] == [
+        ("AAPL", "2024-03-05")
+    ]
+    ranged = cli(
+        "query", "metrics", "--from", "2024-03-05", "--to", "2024-03-06", "--format", "csv"
+    )
+    lines = ranged.stdout.strip().splitlines()
+    assert lines[0] == ",".join(METRIC_FIELDS)
+    assert {ln.split(",")[0] for ln in lines[1:]} == {"2024-03-05", "2024-03-06"}
+    table = cli("query", "metrics", "--symbol", "AAPL")
+    assert table.stdout.splitlines()[0].split() == list(METRIC_FIELDS)
+
+
+def test_running_the_same_file_again_changes_no_row_counts(cli):
+    assert cli("run", "otc.daily", "-p", f"file={sample_path()}").exit_code == 0
+    before = counts(cli)
+    again = cli("run", "otc.daily", "-p", f"file={sample_path()}")
+    assert again.exit_code == 0, again.output
+    after = counts(cli)
+    for table in (
+        "otc_batches",
+        "otc_trades_raw",
+        "otc_trades",
+        "otc_rejects",
+        "otc_metrics_daily",
+    ):
+        assert after[table] == before[table], table
+
+
+def test_run_json_prints_the_execution(cli):
+    result = cli("run", "otc.daily", "-p", f"file={sample_path()}", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["status"] == "completed" and data["name"] == "otc.daily"
+    assert [s["step"] for s in data["result"]["steps"]] == ["ingest", "normalize", "metrics"]
+
+
+def test_gate_failure_keeps_raw_then_looser_threshold_normalizes_without_recapture(cli, tmp_path):
+    assert cli("run", "otc.daily", "-p", f"file={sample_path()}").exit_code == 0
+    bad = tmp_path / "bad.psv"
+    gen = cli(
+        "otc",
+        "generate",
+        "--rows",
+        "4000",
+        "--days",
+        "2",
+        "--symbols",
+        "3",
+        "--seed",
+        "11",
+        "--bad-rate",
+        "0.05",
+        "--out",
+        str(bad),
+    )
+    assert gen.exit_code == 0, gen.output
+    before = counts(cli)
+    failed = cli("run", "otc.daily", "-p", f"file={bad}")
+    assert failed.exit_code == 1
+    assert_one_line_error(failed, r"reject_rate=0\.05")
+    after_fail = counts(cli)
+    assert after_fail["otc_trades"] == before["otc_trades"]
+    assert after_fail["otc_metrics_daily"] == before["otc_metrics_daily"]
+    assert after_fail["otc_trades_raw"] == before["otc_trades_raw"] + 4000
+    status = cli("shell", input="print([b.status.value for b in otc.list_batches('bad.psv')])\n")
+    assert "['gate_failed']" in status.stdout
+
+    ok = cli("run", "otc.daily", "-p", f"file={bad}", "-p", "max_reject_rate=0.1")
+    assert ok.exit_code == 0, ok.output
+    final = counts(cli)
+    assert final["otc_trades_raw"] == after_fail["otc_trades_raw"]
+    assert final["otc_batches"] == after_fail["otc_batches"]
+    assert final["otc_trades"] == before["otc_trades"] + 3800
+    assert final["otc_rejects"] == before["otc_rejects"] + 200
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (("run", "no.such.pipeline"), r"unknown pipeline or workflow 'no.such.pipeline'"),
+        (("run", "otc.daily", "-p", "oops"), r"bad parameter 'oops'"),
+        (("run", "otc.daily", "-p", "file=x.psv", "-p", "bogus=1"), r"bogus"),
+        (("run", "otc.daily", "-p", "file=x.psv", "-p", "max_reject_rate=7"), r"max_reject_rate"),
+        (("run", "otc.daily", "-p", "file=/no/such/file.psv"), r"no such file"),
+        (("query", "metrics", "--date", "2024-02-30"), r"not a date"),
+        (("--db", "postgresql://u:secret@host/db", "status"), r"install market-spine-intermediate"),
+        (("--tier", "platinum", "status"), r"tier 'platinum' is not installed"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(cli, args, pattern):
+    result = cli(*args)
+    assert_one_line_error(result, pattern)
+    assert "secret" not in result.output
+
+
+def test_schema_behind_says_run_db_init(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--db", "sqlite:///other.db", "status"])
+    assert_one_line_error(result, r"run spine db init")
+
+
+def test_version_lists_distributions_and_active_tier():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    for name in ("spine-core 0.1.0", "spine-otc 0.1.0", "market-spine-basic 0.1.0"):
+        assert name in result.stdout
+    assert "active tier: basic (market-spine-basic)" in result.stdout
+
+
+def test_status_shows_url_schema_counts_and_latest(cli):
+    cli("run", "otc.daily", "-p", f"file={sample_path()}")
+    result = cli("status")
+    assert result.exit_code == 0
+    assert "database: sqlite:///" in result.stdout
+    assert "schema:   version 2" in result.stdout
+    assert re.search(r"otc_trades_raw\s+3,000", result.stdout)
+    assert re.search(r"otc\.daily\s+completed", result.stdout)
+
+
+def test_list_shows_pipelines_workflows_and_step_support(cli):
+    result = cli("list")
+    assert result.exit_code == 0
+    for name in ("otc.ingest", "otc.normalize", "otc.metrics.daily", "otc.daily"):
+        assert name in result.stdout
+    assert "needs Step.pipeline -> runs on basic" in result.stdout
+
+
+def test_shell_with_piped_stdin(cli):
+    result = cli(
+        "shell", input="print(store)\nprint(type(otc).__name__, sorted(registry.names()))\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "SqliteLedgerStore(" in result.stdout
+    assert "SqliteOtcStore ['otc.daily'" in result.stdout
+    assert ">>>" not in result.stdout
+
+
+def test_parse_param_json_else_string():
+    assert parse_param("n=3") == ("n", 3)
+    assert parse_param("rate=0.1") == ("rate", 0.1)
+    assert parse_param("xs=[1, 2]") == ("xs", [1, 2])
+    assert parse_param("file=/tmp/a.psv") == ("file", "/tmp/a.psv")
+    assert parse_param("s=") == ("s", "")
+
+
+def test_extend_cli_adds_and_replaces_commands(monkeypatch, db_env):
+    from dataclasses import replace
+
+    from spine_basic.tier import TIER
+
+    def extend(group: click.Group) -> None:
+        @click.command("status")
+        def status() -> None:
+            click.echo("replaced status")
+
+        @click.command("worker")
+        def worker() -> None:
+            click.echo("worker here")
+
+        group.add_command(status)
+        group.add_command(worker)
+
+    monkeypatch.delenv("SPINE_TIER")
+    upper = replace(
+        TIER, name="upper", distribution="market-spine-upper", rank=20, extend_cli=extend
+    )
+    monkeypatch.setattr("spine_basic.cli.app.installed_tiers", lambda: [TIER, upper])
+    monkeypatch.setattr(
+        "spine_basic.cli.app.active_tier",
+        lambda name=None: (
+            upper
+            if (name or __import__("os").environ.get("SPINE_TIER", "upper")) == "upper"
+            else TIER
+        ),
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["worker"]).stdout == "worker here\n"
+    assert runner.invoke(main, ["status"]).stdout == "replaced status\n"
+    # Under the lower tier the extension does not apply.
+    basic = runner.invoke(main, ["--tier", "basic", "status"])
+    assert "schema:" in basic.stdout
+    assert runner.invoke(main, ["--tier", "basic", "worker"]).exit_code != 0
+
+
+def test_unexpected_exception_is_one_line_and_debug_shows_traceback(cli, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr("spine_basic.cli.status.open_runtime", boom)
+    result = cli("status")
+    assert_one_line_error(result, r"error: RuntimeError: kaput \(use --debug")
+    debug = cli("--debug", "status")
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr and "RuntimeError: kaput" in debug.stderr
+
+
+def test_generate_is_deterministic(cli, tmp_path):
+    a, b = tmp_path / "a.psv", tmp_path / "b.psv"
+    for out in (a, b):
+        r = cli(
+            "otc",
+            "generate",
+            "--rows",
+            "500",
+            "--days",
+            "2",
+            "--symbols",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+        )
+        assert r.exit_code == 0 and "wrote 500 rows" in r.stdout
+    assert a.read_bytes() == b.read_bytes()
+    generate(tmp_path / "c.psv", rows=500, days=2, symbols=3, seed=5)
+    assert (tmp_path / "c.psv").read_bytes() == a.read_bytes()

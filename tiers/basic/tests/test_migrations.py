@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from spine_basic.database import SqliteDatabase
+from spine_basic.ledger import SqliteLedgerStore
+from spine_basic.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    ChecksumMismatch,
+    Migration,
+    SchemaAhead,
+    SchemaBehind,
+    applied_migrations,
+    migrate,
+    schema_version,
+    split_statements,
+)
+from spine_basic.otc_store import SqliteOtcStore
+from spine_core.errors import ConfigurationError
+
+
+def open_db(path):
+    return SqliteDatabase(path, create=True)
+
+
+def test_migrate_applies_all_in_order_and_records_them(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    applied = migrate(db.conn)
+    assert [m.version for m in applied] == [m.version for m in MIGRATIONS]
+    rows = applied_migrations(db.conn)
+    assert [(r.version, r.name, r.checksum) for r in rows] == [
+        (m.version, m.name, m.checksum) for m in MIGRATIONS
+    ]
+    assert all(len(r.checksum) == 64 and r.applied_at for r in rows)
+    assert schema_version(db.conn) == LATEST_VERSION
+    tables = set(db.table_names())
+    assert {
+        "_migrations",
+        "executions",
+        "execution_events",
+        "otc_trades_raw",
+        "otc_trades",
+        "otc_metrics_daily",
+        "otc_batches",
+        "otc_rejects",
+    } <= tables
+    db.close()
+
+
+def test_migrate_is_idempotent(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn)
+    before = applied_migrations(db.conn)
+    assert migrate(db.conn) == []
+    assert applied_migrations(db.conn) == before
+    db.close()
+
+
+def test_changed_applied_migration_is_an_error_naming_it(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn)
+    changed = list(MIGRATIONS)
+    changed[0] = Migration(1, MIGRATIONS[0].name, MIGRATIONS[0].sql + "\n-- edited\n")
+    with pytest.raises(ChecksumMismatch, match=r"migration 1 \(ledger\) was changed"):
+        migrate(db.conn, changed)
+    db.close()
+
+
+def test_new_migration_is_applied_on_top(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn)
+    extra = Migration(LATEST_VERSION + 1, "extra", "CREATE TABLE extra (x INTEGER);")
+    assert migrate(db.conn, [*MIGRATIONS, extra]) == [extra]
+    assert schema_version(db.conn) == LATEST_VERSION + 1
+    # The release that does not know version N+1 refuses the database.
+    with pytest.raises(SchemaAhead, match="upgrade market-spine-basic"):
+        migrate(db.conn)
+    db.close()
+
+
+def test_failed_migration_rolls_back_entirely(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn)
+    bad = Migration(LATEST_VERSION + 1, "bad", "CREATE TABLE t1 (x);\nSELECT * FROM missing;")
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(db.conn, [*MIGRATIONS, bad])
+    assert "t1" not in db.table_names()
+    assert schema_version(db.conn) == LATEST_VERSION
+    db.close()
+
+
+@pytest.mark.parametrize("store_cls", [SqliteLedgerStore, SqliteOtcStore])
+def test_store_refuses_schema_behind(tmp_path, store_cls):
+    path = tmp_path / "a.db"
+    db = open_db(path)
+    migrate(db.conn, MIGRATIONS[:1])
+    db.close()
+    with pytest.raises(SchemaBehind, match="run spine db init"):
+        store_cls(path)
+
+
+@pytest.mark.parametrize("store_cls", [SqliteLedgerStore, SqliteOtcStore])
+def test_store_refuses_uninitialised_and_missing_database(tmp_path, store_cls):
+    open_db(tmp_path / "empty.db").close()
+    with pytest.raises(SchemaBehind, match="run spine db init"):
+        store_cls(tmp_path / "empty.db")
+    with pytest.raises(ConfigurationError, match="run spine db init"):
+        store_cls(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_store_refuses_altered_migration(tmp_path, make_db):
+    path = make_db(tmp_path / "a.db")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE _migrations SET checksum = 'x' WHERE version = 1")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ChecksumMismatch, match="ledger"):
+        SqliteLedgerStore(path)
+
+
+def test_split_statements_keeps_trigger_bodies_whole():
+    sql = """
+CREATE TABLE a (x);
+CREATE TRIGGER t AFTER INSERT ON a BEGIN
+    UPDATE a SET x = 1;
+    UPDATE a SET x = 2;
+END;
+-- trailing comment
+"""
+    statements = split_statements(sql)
+    assert len(statements) == 2
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
