@@ -1,0 +1,254 @@
+"""`LocalBackend`: a pool of worker threads that claim queued executions from the ledger."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from spine_core.backend import BackendHealth
+from spine_core.errors import ExecutionNotFound, IllegalTransition
+from spine_core.execution import Lane
+from spine_core.ports import LedgerStore
+from spine_core.runner import ExecutionRunner
+from spine_core.status import ExecutionStatus
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    """`host:pid:random`, unique per backend instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class LocalBackend:
+    """Queues executions in the ledger; N threads claim (`FOR UPDATE SKIP LOCKED`) and run them.
+
+    `submit` only moves an execution to `queued`, so submissions made while no worker runs wait
+    in the ledger until one starts. `stop` stops claiming, lets in-flight runs finish within
+    `grace` seconds, and hands anything still running back to `queued`.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        runner: ExecutionRunner,
+        *,
+        concurrency: int = 4,
+        poll_interval: float = 0.02,
+        max_poll_interval: float = 0.5,
+        grace: float = 30.0,
+        heartbeat_interval: float = 5.0,
+        lease_seconds: float = 60.0,
+        lanes: tuple[Lane, ...] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.store = store
+        self.runner = runner
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.grace = grace
+        self.heartbeat_interval = heartbeat_interval
+        self.lease_seconds = lease_seconds
+        self.lanes = lanes
+        self.worker_id = worker_id or new_worker_id()
+        self._stopping = threading.Event()
+        self._wake = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._threads_aux: list[threading.Thread] = []
+        self._in_flight: dict[str, str] = {}  # execution id -> thread worker id
+        self._lock = threading.Lock()
+        self._started = False
+        self.completed = 0
+        self.run_on_submit = False
+        """When True, `submit` also runs the execution in the calling thread (`spine run`)."""
+
+    # -- Backend ----------------------------------------------------------------------------
+
+    def submit(self, execution_id: str) -> None:
+        """Move the execution to `queued` (event `queued`) and wake an idle worker."""
+        self.store.transition(execution_id, ExecutionStatus.QUEUED)
+        if self.run_on_submit:
+            self.run_now(execution_id)
+            return
+        with self._wake:
+            self._wake.notify()
+
+    def cancel(self, execution_id: str) -> None:
+        """Running executions see `cancelling` in the ledger between steps; nothing else to do."""
+
+    def health(self) -> BackendHealth:
+        """Healthy while started and its threads are alive."""
+        alive = sum(t.is_alive() for t in self._threads)
+        info: dict[str, Any] = {
+            "worker_id": self.worker_id,
+            "threads": alive,
+            "concurrency": self.concurrency,
+            "in_flight": len(self._in_flight),
+        }
+        if not self._started:
+            return BackendHealth(False, "workers not started (executions only queue)", info)
+        if alive < self.concurrency:
+            return BackendHealth(
+                False, f"only {alive} of {self.concurrency} worker threads alive", info
+            )
+        return BackendHealth(True, f"{alive} worker threads", info)
+
+    def start(self) -> None:
+        """Start the worker threads and the heartbeat."""
+        if self._started:
+            return
+        self._stopping.clear()
+        self._call_optional("register_worker", self.worker_id, self.concurrency)
+        for n in range(self.concurrency):
+            thread = threading.Thread(
+                target=self._work,
+                args=(f"{self.worker_id}/{n}",),
+                name=f"spine-worker-{n}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        beat = threading.Thread(target=self._beat, name="spine-heartbeat", daemon=True)
+        beat.start()
+        self._threads_aux = [beat]
+        self._started = True
+        log.info("worker %s started with %d threads", self.worker_id, self.concurrency)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; wait up to `grace` seconds; requeue whatever is still running."""
+        if not self._started:
+            return
+        grace = self.grace if grace is None else grace
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftovers = dict(self._in_flight)
+        for execution_id in leftovers:
+            try:
+                self.store.transition(
+                    execution_id,
+                    ExecutionStatus.QUEUED,
+                    payload={
+                        "reason": "worker stopped before the run finished",
+                        "worker_id": self.worker_id,
+                    },
+                )
+                log.warning("execution %s handed back to the queue (worker stopping)", execution_id)
+            except (IllegalTransition, ExecutionNotFound):
+                pass  # it finished in the meantime
+        for thread in self._threads_aux:
+            thread.join(1.0)
+        self._threads = []
+        self._started = False
+        self._call_optional("worker_stopped", self.worker_id)
+        log.info("worker %s stopped (%d handed back)", self.worker_id, len(leftovers))
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run_now(self, execution_id: str, *, timeout: float | None = None) -> None:
+        """Claim this one execution and run it in the calling thread (`spine run`).
+
+        If another worker already claimed it, wait for that worker to finish it.
+        """
+        claim = getattr(self.store, "claim", None)
+        thread_id = f"{self.worker_id}/inline"
+        if claim is not None:
+            execution = claim(execution_id, thread_id)
+            if execution is not None:
+                self._run_claimed(execution_id, thread_id)
+                return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.store.get_execution(execution_id).status
+            if status not in (
+                ExecutionStatus.QUEUED,
+                ExecutionStatus.RUNNING,
+                ExecutionStatus.PENDING,
+                ExecutionStatus.CANCELLING,
+            ):
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+    def _run_claimed(self, execution_id: str, thread_id: str) -> None:
+        with self._lock:
+            self._in_flight[execution_id] = thread_id
+        try:
+            self.runner.run(execution_id, claimed=True)
+            self.completed += 1
+        except IllegalTransition:
+            log.warning(
+                "execution %s was handed back while running; its result is dropped", execution_id
+            )
+        except Exception:
+            log.exception("worker failed while running execution %s", execution_id)
+        finally:
+            with self._lock:
+                self._in_flight.pop(execution_id, None)
+
+    def _work(self, thread_id: str) -> None:
+        delay = self.poll_interval
+        while not self._stopping.is_set():
+            try:
+                execution = self.store.claim_next(thread_id, lanes=self.lanes)
+            except Exception as exc:
+                log.error("worker %s could not claim work: %s", thread_id, exc)
+                execution = None
+                delay = self.max_poll_interval
+            if execution is None:
+                with self._wake:
+                    if not self._stopping.is_set():
+                        self._wake.wait(delay)
+                delay = min(delay * 2, self.max_poll_interval)
+                continue
+            delay = self.poll_interval
+            log.debug("worker %s claimed %s (%s)", thread_id, execution.id, execution.name)
+            self._run_claimed(execution.id, thread_id)
+
+    def _beat(self) -> None:
+        self._reap()
+        while not self._stopping.wait(self.heartbeat_interval):
+            with self._lock:
+                running = list(self._in_flight)
+            self._call_optional("heartbeat", self.worker_id, running)
+            self._reap()
+
+    def _reap(self) -> None:
+        reap = getattr(self.store, "requeue_stale", None)
+        if reap is None or self.lease_seconds <= 0:
+            return
+        try:
+            for execution_id in reap(self.lease_seconds):
+                log.warning("execution %s requeued: its worker stopped heartbeating", execution_id)
+        except Exception as exc:
+            log.warning("could not requeue stale executions: %s", exc)
+
+    def _call_optional(self, method: str, *args: Any) -> None:
+        fn = getattr(self.store, method, None)
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:
+            log.warning("worker bookkeeping (%s) failed: %s", method, exc)
+
+    @property
+    def in_flight(self) -> list[str]:
+        """Ids of executions this backend is running now."""
+        with self._lock:
+            return list(self._in_flight)

@@ -1,0 +1,621 @@
+"""`PostgresLedgerStore`: core's `LedgerStore` and `RunHistoryStore` on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from spine_core.errors import ExecutionNotFound
+from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
+from spine_core.execution import (
+    Execution,
+    ExecutionFilter,
+    Lane,
+    NewExecution,
+    TriggerSource,
+    utcnow,
+)
+from spine_core.ports import StepRunRecord
+from spine_core.status import ExecutionStatus, check_transition, is_terminal
+from spine_intermediate.pg.connect import PgDatabase
+from spine_intermediate.pg.migrations import MIGRATIONS, require_current, schema_version
+
+_COLUMNS = (
+    "id, name, params, status, lane, trigger_source, logical_key, parent_execution_id, backend, "
+    "retry_count, created_at, updated_at, started_at, finished_at, error, error_category, result, "
+    "worker_id"
+)
+
+
+def _execution(row: Mapping[str, Any]) -> Execution:
+    return Execution(
+        id=row["id"],
+        name=row["name"],
+        params=row["params"] or {},
+        status=ExecutionStatus(row["status"]),
+        lane=Lane(row["lane"]),
+        trigger_source=TriggerSource(row["trigger_source"]),
+        logical_key=row["logical_key"],
+        parent_execution_id=row["parent_execution_id"],
+        retry_count=row["retry_count"],
+        backend=row["backend"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+        error_category=row["error_category"],
+        result=row["result"],
+        worker_id=row["worker_id"],
+    )
+
+
+def _event(row: Mapping[str, Any]) -> ExecutionEvent:
+    return ExecutionEvent(
+        row["execution_id"],
+        row["seq"],
+        EventType(row["event_type"]),
+        row["created_at"],
+        row["payload"] or {},
+        row["dedupe_key"],
+    )
+
+
+def _step_record(row: Mapping[str, Any]) -> StepRunRecord:
+    detail = dict(row["detail"] or {})
+    if row["step"] is None and row["params"] is not None:
+        detail.setdefault("params", row["params"])
+    return StepRunRecord(
+        run_id=row["run_id"],
+        execution_id=row["execution_id"],
+        workflow=row["workflow"],
+        version=row["version"],
+        step=row["step"],
+        kind=row["kind"],
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration_ms=row["duration_ms"],
+        error=row["error"],
+        category=row["category"],
+        detail=detail,
+    )
+
+
+async def _append_event(
+    conn: asyncpg.Connection,
+    execution_id: str,
+    event_type: str,
+    payload: Mapping[str, Any],
+    dedupe_key: str | None,
+    at: datetime,
+) -> asyncpg.Record:
+    """Append with seq = max+1; the caller holds the execution row lock."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO execution_events
+            (execution_id, seq, event_type, payload, dedupe_key, created_at)
+        VALUES ($1,
+                (SELECT COALESCE(MAX(seq), 0) + 1 FROM execution_events WHERE execution_id = $1),
+                $2, $3, $4, $5)
+        RETURNING execution_id, seq, event_type, payload, dedupe_key, created_at
+        """,
+        execution_id,
+        event_type,
+        dict(payload),
+        dedupe_key,
+        at,
+    )
+
+
+class PostgresLedgerStore:
+    """The execution ledger and run history in PostgreSQL.
+
+    Synchronous methods, each a thin wrapper running an async implementation on the database's
+    private loop (see `spine_intermediate.pg.loop`).
+    """
+
+    def __init__(self, db: PgDatabase, *, owns_db: bool = True, check_schema: bool = True) -> None:
+        self.db = db
+        self._owns_db = owns_db
+        if check_schema:
+            self.db.call(self._require_current())
+
+    @classmethod
+    def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresLedgerStore:
+        """Connect and check the schema is current."""
+        db = PgDatabase.connect(url, min_size=min_size, max_size=max_size)
+        try:
+            return cls(db)
+        except BaseException:
+            db.close()
+            raise
+
+    async def _require_current(self) -> None:
+        async with self.db.pool.acquire() as conn:
+            await require_current(conn)
+
+    # -- LedgerStore ------------------------------------------------------------------------
+
+    def create_execution(self, new: NewExecution) -> Execution:
+        """Insert a pending execution and its `created` event in one transaction."""
+        return self.db.call(self._create_execution(new))
+
+    async def _create_execution(self, new: NewExecution) -> Execution:
+        now = utcnow()
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            try:
+                row = await conn.fetchrow(
+                    f"""
+                    INSERT INTO executions (id, name, params, status, lane, trigger_source,
+                        logical_key, parent_execution_id, backend, retry_count, created_at,
+                        updated_at)
+                    VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10)
+                    RETURNING {_COLUMNS}
+                    """,
+                    new.id,
+                    new.name,
+                    dict(new.params),
+                    new.lane.value,
+                    new.trigger_source.value,
+                    new.logical_key,
+                    new.parent_execution_id,
+                    new.backend,
+                    new.retry_count,
+                    now,
+                )
+            except asyncpg.UniqueViolationError:
+                raise ValueError(f"execution {new.id} already exists") from None
+            await _append_event(
+                conn, new.id, EventType.CREATED.value, {"name": new.name}, None, now
+            )
+        return _execution(row)
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """The execution, or `ExecutionNotFound`."""
+        return self.db.call(self._get_execution(execution_id))
+
+    async def _get_execution(self, execution_id: str) -> Execution:
+        row = await self.db.pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM executions WHERE id = $1", execution_id
+        )
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+        return _execution(row)
+
+    def list_executions(self, flt: ExecutionFilter) -> list[Execution]:
+        """Newest first, filtered, at most `flt.limit`; `flt.before_id` pages."""
+        return self.db.call(self._list_executions(flt))
+
+    async def _list_executions(self, flt: ExecutionFilter) -> list[Execution]:
+        where, args = [], []
+
+        def add(clause: str, value: Any) -> None:
+            args.append(value)
+            where.append(clause.format(f"${len(args)}"))
+
+        if flt.status is not None:
+            add("status = {}", ExecutionStatus(flt.status).value)
+        if flt.name:
+            add("name = {}", flt.name)
+        if flt.created_since is not None:
+            add("created_at >= {}", flt.created_since)
+        if flt.logical_key:
+            add("logical_key = {}", flt.logical_key)
+        if flt.parent_execution_id:
+            add("parent_execution_id = {}", flt.parent_execution_id)
+        if flt.before_id:
+            add("id < {}", flt.before_id)
+        args.append(max(0, flt.limit))
+        sql = (
+            f"SELECT {_COLUMNS} FROM executions"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY id DESC LIMIT ${len(args)}"
+        )
+        rows = await self.db.pool.fetch(sql, *args)
+        return [_execution(r) for r in rows]
+
+    def transition(
+        self,
+        execution_id: str,
+        to: ExecutionStatus,
+        *,
+        error: str | None = None,
+        error_category: str | None = None,
+        result: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+    ) -> Execution:
+        """Lock the row, check the move with core's state machine, update, append its event."""
+        return self.db.call(
+            self._transition(
+                execution_id, ExecutionStatus(to), error, error_category, result, payload, worker_id
+            )
+        )
+
+    async def _transition(
+        self,
+        execution_id: str,
+        to: ExecutionStatus,
+        error: str | None,
+        error_category: str | None,
+        result: Mapping[str, Any] | None,
+        payload: Mapping[str, Any] | None,
+        worker_id: str | None,
+        conn: asyncpg.Connection | None = None,
+    ) -> Execution:
+        if conn is None:
+            async with self.db.pool.acquire() as conn, conn.transaction():
+                return await self._transition(
+                    execution_id, to, error, error_category, result, payload, worker_id, conn
+                )
+        status = await conn.fetchval(
+            "SELECT status FROM executions WHERE id = $1 FOR UPDATE", execution_id
+        )
+        if status is None:
+            raise ExecutionNotFound(execution_id)
+        check_transition(status, to)
+        now = utcnow()
+        running = to is ExecutionStatus.RUNNING
+        row = await conn.fetchrow(
+            f"""
+            UPDATE executions SET
+                status = $2,
+                updated_at = $3,
+                started_at = CASE WHEN $4 THEN $3 ELSE started_at END,
+                finished_at = CASE WHEN $5 THEN $3 ELSE finished_at END,
+                error = COALESCE($6, error),
+                error_category = COALESCE($7, error_category),
+                result = COALESCE($8::jsonb, result),
+                worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
+                heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END
+            WHERE id = $1
+            RETURNING {_COLUMNS}
+            """,
+            execution_id,
+            to.value,
+            now,
+            running,
+            is_terminal(to),
+            error,
+            error_category,
+            dict(result) if result is not None else None,
+            worker_id,
+        )
+        event_payload = dict(payload or {})
+        if error:
+            event_payload.setdefault("error", error)
+        if running and worker_id:
+            event_payload.setdefault("worker_id", worker_id)
+        await _append_event(conn, execution_id, STATUS_EVENTS[to].value, event_payload, None, now)
+        return _execution(row)
+
+    def append_event(
+        self,
+        execution_id: str,
+        event_type: EventType,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        dedupe_key: str | None = None,
+    ) -> ExecutionEvent:
+        """Append a non-status event; a repeated `dedupe_key` returns the first."""
+        return self.db.call(
+            self._append_event(execution_id, EventType(event_type), payload, dedupe_key)
+        )
+
+    async def _append_event(
+        self,
+        execution_id: str,
+        event_type: EventType,
+        payload: Mapping[str, Any] | None,
+        dedupe_key: str | None,
+    ) -> ExecutionEvent:
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                "SELECT 1 FROM executions WHERE id = $1 FOR UPDATE", execution_id
+            )
+            if found is None:
+                raise ExecutionNotFound(execution_id)
+            if dedupe_key is not None:
+                existing = await conn.fetchrow(
+                    "SELECT execution_id, seq, event_type, payload, dedupe_key, created_at "
+                    "FROM execution_events WHERE execution_id = $1 AND dedupe_key = $2",
+                    execution_id,
+                    dedupe_key,
+                )
+                if existing is not None:
+                    return _event(existing)
+            row = await _append_event(
+                conn, execution_id, event_type.value, payload or {}, dedupe_key, utcnow()
+            )
+        return _event(row)
+
+    def list_events(self, execution_id: str) -> list[ExecutionEvent]:
+        """An execution's events in `seq` order."""
+        return self.db.call(self._list_events(execution_id))
+
+    async def _list_events(self, execution_id: str) -> list[ExecutionEvent]:
+        async with self.db.pool.acquire() as conn:
+            found = await conn.fetchval("SELECT 1 FROM executions WHERE id = $1", execution_id)
+            if found is None:
+                raise ExecutionNotFound(execution_id)
+            rows = await conn.fetch(
+                "SELECT execution_id, seq, event_type, payload, dedupe_key, created_at "
+                "FROM execution_events WHERE execution_id = $1 ORDER BY seq",
+                execution_id,
+            )
+        return [_event(r) for r in rows]
+
+    def claim_next(
+        self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None
+    ) -> Execution | None:
+        """Move the oldest queued execution to running (`FOR UPDATE SKIP LOCKED`)."""
+        return self.db.call(self._claim(worker_id, lanes, None))
+
+    def claim(self, execution_id: str, worker_id: str) -> Execution | None:
+        """Claim one specific execution if it is still queued; None if someone else has it."""
+        return self.db.call(self._claim(worker_id, None, execution_id))
+
+    async def _claim(
+        self, worker_id: str, lanes: tuple[Lane, ...] | None, execution_id: str | None
+    ) -> Execution | None:
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            if execution_id is not None:
+                picked = await conn.fetchval(
+                    "SELECT id FROM executions WHERE id = $1 AND status = 'queued' "
+                    "FOR UPDATE SKIP LOCKED",
+                    execution_id,
+                )
+            elif lanes:
+                picked = await conn.fetchval(
+                    "SELECT id FROM executions WHERE status = 'queued' AND lane = ANY($1::text[]) "
+                    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    [Lane(lane).value for lane in lanes],
+                )
+            else:
+                picked = await conn.fetchval(
+                    "SELECT id FROM executions WHERE status = 'queued' "
+                    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                )
+            if picked is None:
+                return None
+            return await self._transition(
+                picked, ExecutionStatus.RUNNING, None, None, None, None, worker_id, conn
+            )
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many executions are in each status."""
+        return self.db.call(self._count_by_status())
+
+    async def _count_by_status(self) -> dict[str, int]:
+        rows = await self.db.pool.fetch(
+            "SELECT status, count(*) AS n FROM executions GROUP BY status"
+        )
+        return {r["status"]: r["n"] for r in rows}
+
+    def close(self) -> None:
+        """Close the pool and the loop thread (if this store owns the database)."""
+        if self._owns_db:
+            self.db.close()
+
+    # -- RunHistoryStore --------------------------------------------------------------------
+
+    def record_run_started(
+        self,
+        run_id: str,
+        execution_id: str | None,
+        workflow: str,
+        version: int,
+        params: Mapping[str, Any],
+    ) -> None:
+        """A workflow run began (a re-run of the same id restarts its row)."""
+        self.db.call(
+            self.db.pool.execute(
+                """
+            INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, status,
+                                       started_at, params)
+            VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6)
+            ON CONFLICT (run_id) WHERE step IS NULL DO UPDATE SET
+                status = 'running', started_at = EXCLUDED.started_at, finished_at = NULL,
+                duration_ms = NULL, error = NULL
+            """,
+                run_id,
+                execution_id,
+                workflow,
+                version,
+                utcnow(),
+                dict(params),
+            )
+        )
+
+    def record_step(self, record: StepRunRecord) -> None:
+        """A step finished."""
+        self.db.call(
+            self.db.pool.execute(
+                """
+            INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, kind, status,
+                started_at, finished_at, duration_ms, error, category, detail)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            """,
+                record.run_id,
+                record.execution_id,
+                record.workflow,
+                record.version,
+                record.step,
+                record.kind,
+                record.status,
+                record.started_at,
+                record.finished_at,
+                record.duration_ms,
+                record.error,
+                record.category,
+                _jsonable(record.detail),
+            )
+        )
+
+    def record_run_finished(self, run_id: str, status: str, error: str | None) -> None:
+        """The run ended."""
+        self.db.call(
+            self.db.pool.execute(
+                """
+            UPDATE workflow_runs SET status = $2, error = $3, finished_at = $4,
+                duration_ms = EXTRACT(EPOCH FROM ($4 - started_at)) * 1000
+            WHERE run_id = $1 AND step IS NULL
+            """,
+                run_id,
+                status,
+                error,
+                utcnow(),
+            )
+        )
+
+    def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
+        """Run-level rows, newest first."""
+        rows = self.db.call(
+            self.db.pool.fetch(
+                "SELECT * FROM workflow_runs WHERE step IS NULL "
+                "AND ($1::text IS NULL OR workflow = $1) "
+                "ORDER BY started_at DESC, id DESC LIMIT $2",
+                workflow,
+                limit,
+            )
+        )
+        return [_step_record(r) for r in rows]
+
+    def get_run(self, run_id: str) -> list[StepRunRecord]:
+        """The run row followed by its step rows in the order they finished."""
+        rows = self.db.call(
+            self.db.pool.fetch(
+                "SELECT * FROM workflow_runs WHERE run_id = $1 ORDER BY (step IS NOT NULL), id",
+                run_id,
+            )
+        )
+        return [_step_record(r) for r in rows]
+
+    # -- workers and health -----------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, concurrency: int) -> None:
+        """Record a worker process as started."""
+        now = utcnow()
+        self.db.call(
+            self.db.pool.execute(
+                """
+            INSERT INTO workers (worker_id, hostname, pid, concurrency, started_at, heartbeat_at)
+            VALUES ($1, $2, $3, $4, $5, $5)
+            ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at,
+                stopped_at = NULL
+            """,
+                worker_id,
+                socket.gethostname(),
+                os.getpid(),
+                concurrency,
+                now,
+            )
+        )
+
+    def heartbeat(self, worker_id: str, running_ids: list[str]) -> None:
+        """A worker is alive; so are the executions it is running."""
+        self.db.call(self._heartbeat(worker_id, running_ids))
+
+    async def _heartbeat(self, worker_id: str, running_ids: list[str]) -> None:
+        now = utcnow()
+        async with self.db.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE workers SET heartbeat_at = $2 WHERE worker_id = $1", worker_id, now
+            )
+            if running_ids:
+                await conn.execute(
+                    "UPDATE executions SET heartbeat_at = $2 WHERE id = ANY($1::text[]) "
+                    "AND status = 'running'",
+                    running_ids,
+                    now,
+                )
+
+    def requeue_stale(self, lease_seconds: float) -> list[str]:
+        """Hand back `running` executions whose worker stopped heartbeating (killed workers).
+
+        Each moves running -> queued with its `queued` event (reason: lease expired), under the
+        row lock, so a live worker finishing at the same moment either wins or sees the change.
+        """
+        return self.db.call(self._requeue_stale(lease_seconds))
+
+    async def _requeue_stale(self, lease_seconds: float) -> list[str]:
+        stale = await self.db.pool.fetch(
+            "SELECT id FROM executions WHERE status = 'running' "
+            "AND COALESCE(heartbeat_at, started_at, updated_at) "
+            "< now() - make_interval(secs => $1)",
+            float(lease_seconds),
+        )
+        done = []
+        for row in stale:
+            async with self.db.pool.acquire() as conn, conn.transaction():
+                current = await conn.fetchrow(
+                    "SELECT status, heartbeat_at, started_at, updated_at, worker_id "
+                    "FROM executions WHERE id = $1 FOR UPDATE",
+                    row["id"],
+                )
+                seen = current["heartbeat_at"] or current["started_at"] or current["updated_at"]
+                if (
+                    current["status"] != "running"
+                    or (utcnow() - seen).total_seconds() < lease_seconds
+                ):
+                    continue
+                await self._transition(
+                    row["id"],
+                    ExecutionStatus.QUEUED,
+                    None,
+                    None,
+                    None,
+                    {
+                        "reason": "lease expired: worker stopped heartbeating",
+                        "previous_worker_id": current["worker_id"],
+                    },
+                    None,
+                    conn,
+                )
+                done.append(row["id"])
+        return done
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """Record a clean worker shutdown."""
+        self.db.call(
+            self.db.pool.execute(
+                "UPDATE workers SET stopped_at = $2 WHERE worker_id = $1", worker_id, utcnow()
+            )
+        )
+
+    def last_worker_heartbeat(self) -> datetime | None:
+        """When any running worker was last seen."""
+        return self.db.call(
+            self.db.pool.fetchval("SELECT max(heartbeat_at) FROM workers WHERE stopped_at IS NULL")
+        )
+
+    def schema_status(self) -> tuple[int, int]:
+        """(applied migration, migrations the code knows)."""
+        return self.db.call(self._schema_status())
+
+    async def _schema_status(self) -> tuple[int, int]:
+        async with self.db.pool.acquire() as conn:
+            return await schema_version(conn), len(MIGRATIONS)
+
+    def ping(self) -> None:
+        """A round trip to the database."""
+        self.db.call(self.db.pool.fetchval("SELECT 1"))
+
+
+def _jsonable(value: Any) -> Any:
+    """Best-effort JSON-safe copy (step outputs are JSON already; dates in detail are not)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -1,0 +1,78 @@
+"""The sync-over-async bridge: one private event loop in a daemon thread per database.
+
+Core's store interfaces are synchronous (every caller is a thread); asyncpg is asynchronous.
+Each `AsyncBridge` owns an event loop running in its own daemon thread, and `call` submits a
+coroutine to it with `asyncio.run_coroutine_threadsafe` and blocks for the result. Every store
+method is a thin synchronous wrapper over an async implementation run through this bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+class AsyncBridge:
+    """Runs coroutines on a private event loop and returns their results to the calling thread."""
+
+    def __init__(self, name: str = "spine-pg-loop") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        self._closed = False
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._ready.set)
+        self._loop.run_forever()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The private loop (for code that must schedule on it directly)."""
+        return self._loop
+
+    def call(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Run `awaitable` on the bridge's loop and block until it returns or raises."""
+        coro = awaitable if asyncio.iscoroutine(awaitable) else _await(awaitable)
+        if self._closed:
+            coro.close()
+            raise RuntimeError("the database connection is closed")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("AsyncBridge.call from the bridge's own loop would deadlock")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Stop the loop and join its thread; pending calls are cancelled."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def _cancel_rest() -> None:
+            current = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not current:
+                    task.cancel()
+
+        with contextlib.suppress(Exception):  # best effort on shutdown
+            asyncio.run_coroutine_threadsafe(_cancel_rest(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()

@@ -1,0 +1,468 @@
+"""`PostgresOtcStore`: spine-otc's `OtcStore` on PostgreSQL (COPY for bulk loads, SQL metrics)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from spine_intermediate.pg.connect import PgDatabase
+from spine_otc.errors import BatchNotFound, DuplicateBatch
+from spine_otc.metrics import METRIC_FIELDS, DailyMetrics, sanity_quality
+from spine_otc.normalize import NormalizeTally, Reject, RejectReason, Trade, refusal_detail
+from spine_otc.parser import RawRow
+from spine_otc.sql import delete_daily_metrics_sql, insert_daily_metrics_sql, metrics_sanity_sql
+from spine_otc.store import (
+    TABLES,
+    Accept,
+    Batch,
+    BatchStatus,
+    CaptureInfo,
+    MetricsOutcome,
+    NormalizeOutcome,
+    Normalizer,
+    RejectRecord,
+    StoredTrade,
+)
+
+CHUNK_ROWS = 5_000
+
+_BATCH_COLUMNS = (
+    "batch_id, source_key, file_name, content_hash, row_count, captured_at, status, detail, "
+    "trade_count, reject_count, affected_dates"
+)
+_TRADE_COLUMNS = (
+    "source_key",
+    "line_number",
+    "batch_id",
+    "trade_date",
+    "trade_time",
+    "symbol",
+    "venue",
+    "short_type",
+    "size",
+    "price",
+    "notional",
+)
+_REJECT_COLUMNS = ("batch_id", "line_number", "reason", "message", "raw_line")
+_RAW_COLUMNS = ("batch_id", "source_file", "source_key", "line_number", "raw_line", "record_hash")
+
+
+def _batch(row: Mapping[str, Any]) -> Batch:
+    return Batch(
+        batch_id=row["batch_id"],
+        source_key=row["source_key"],
+        file_name=row["file_name"],
+        content_hash=row["content_hash"],
+        row_count=row["row_count"],
+        captured_at=row["captured_at"],
+        status=BatchStatus(row["status"]),
+        detail=row["detail"],
+        trade_count=row["trade_count"],
+        reject_count=row["reject_count"],
+        affected_dates=tuple(sorted(row["affected_dates"] or ())),
+    )
+
+
+def _chunks(items: Iterable[Any], size: int = CHUNK_ROWS) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+class _Session:
+    """One connection and one transaction driven from the calling thread, step by step.
+
+    Lets Python code (file readers, normalizers, accept callbacks) run in the caller's thread
+    between database steps of a single transaction, without loading everything in memory.
+    """
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+        self.conn: asyncpg.Connection = db.call(db.pool.acquire())
+        self.tx = self.conn.transaction()
+        try:
+            db.call(self.tx.start())
+        except BaseException:
+            db.call(db.pool.release(self.conn))
+            raise
+        self._done = False
+
+    def __call__(self, coro: Any) -> Any:
+        return self.db.call(coro)
+
+    def commit(self) -> None:
+        self._done = True
+        self.db.call(self.tx.commit())
+
+    def rollback(self) -> None:
+        if not self._done:
+            self._done = True
+            self.db.call(self.tx.rollback())
+
+    def __enter__(self) -> _Session:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        try:
+            if not self._done:
+                if exc_type is None:
+                    self.commit()
+                else:
+                    self.rollback()
+        finally:
+            self.db.call(self.db.pool.release(self.conn))
+
+
+class PostgresOtcStore:
+    """The OTC tables in PostgreSQL. Synchronous; every write is one transaction."""
+
+    def __init__(self, db: PgDatabase, *, owns_db: bool = False) -> None:
+        self.db = db
+        self._owns_db = owns_db
+
+    @classmethod
+    def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresOtcStore:
+        """A store with its own pool (the tier shares the ledger's instead)."""
+        from spine_intermediate.pg.ledger import PostgresLedgerStore
+
+        ledger = PostgresLedgerStore.open(url, min_size=min_size, max_size=max_size)
+        return cls(ledger.db, owns_db=True)
+
+    def close(self) -> None:
+        """Release the pool if this store opened it."""
+        if self._owns_db:
+            self.db.close()
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def find_batch(self, content_hash: str) -> Batch | None:
+        """The batch that captured this exact content, if any."""
+        row = self.db.call(
+            self.db.pool.fetchrow(
+                f"SELECT {_BATCH_COLUMNS} FROM otc_batches WHERE content_hash = $1", content_hash
+            )
+        )
+        return _batch(row) if row else None
+
+    def get_batch(self, batch_id: str) -> Batch | None:
+        """The batch with this id, if any."""
+        row = self.db.call(
+            self.db.pool.fetchrow(
+                f"SELECT {_BATCH_COLUMNS} FROM otc_batches WHERE batch_id = $1", batch_id
+            )
+        )
+        return _batch(row) if row else None
+
+    def list_batches(self, source_key: str | None = None, *, limit: int = 100) -> list[Batch]:
+        """Batches, newest capture first, optionally of one source."""
+        rows = self.db.call(
+            self.db.pool.fetch(
+                f"SELECT {_BATCH_COLUMNS} FROM otc_batches "
+                "WHERE ($1::text IS NULL OR source_key = $1) "
+                "ORDER BY captured_at DESC, batch_id DESC LIMIT $2",
+                source_key,
+                limit,
+            )
+        )
+        return [_batch(r) for r in rows]
+
+    def capture_batch(self, info: CaptureInfo, rows: Iterable[RawRow]) -> Batch:
+        """Write the batch and its raw rows (COPY, in chunks) in one transaction."""
+        with _Session(self.db) as s:
+            existing = s(
+                s.conn.fetchval(
+                    "SELECT batch_id FROM otc_batches WHERE content_hash = $1", info.content_hash
+                )
+            )
+            if existing is not None:
+                raise DuplicateBatch(info.content_hash, existing)
+            try:
+                s(
+                    s.conn.execute(
+                        "INSERT INTO otc_batches (batch_id, source_key, file_name, content_hash, "
+                        "row_count, captured_at, status) "
+                        "VALUES ($1, $2, $3, $4, 0, $5, 'captured')",
+                        info.batch_id,
+                        info.source_key,
+                        info.file_name,
+                        info.content_hash,
+                        info.captured_at,
+                    )
+                )
+            except asyncpg.UniqueViolationError:
+                raise DuplicateBatch(info.content_hash, "(captured concurrently)") from None
+            count = 0
+            for chunk in _chunks(rows):
+                records = [
+                    (
+                        info.batch_id,
+                        info.file_name,
+                        info.source_key,
+                        r.line_number,
+                        r.raw_line,
+                        r.record_hash,
+                    )
+                    for r in chunk
+                ]
+                s(
+                    s.conn.copy_records_to_table(
+                        "otc_trades_raw", records=records, columns=list(_RAW_COLUMNS)
+                    )
+                )
+                count += len(records)
+            row = s(
+                s.conn.fetchrow(
+                    f"UPDATE otc_batches SET row_count = $2 WHERE batch_id = $1 "
+                    f"RETURNING {_BATCH_COLUMNS}",
+                    info.batch_id,
+                    count,
+                )
+            )
+        return _batch(row)
+
+    def normalize_batch(
+        self, batch_id: str, normalizer: Normalizer, accept: Accept
+    ) -> NormalizeOutcome:
+        """Replace the source's trades with this batch's in one transaction, if `accept` agrees."""
+        tally = NormalizeTally()
+        trade_count = reject_count = 0
+        with _Session(self.db) as s:
+            row = s(
+                s.conn.fetchrow(
+                    f"SELECT {_BATCH_COLUMNS} FROM otc_batches WHERE batch_id = $1 FOR UPDATE",
+                    batch_id,
+                )
+            )
+            if row is None:
+                raise BatchNotFound(batch_id)
+            batch = _batch(row)
+            # Lock the source: concurrent normalizations of one source serialise here.
+            s(s.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", batch.source_key))
+            old_dates = s(
+                s.conn.fetch(
+                    "SELECT DISTINCT trade_date FROM otc_trades WHERE source_key = $1",
+                    batch.source_key,
+                )
+            )
+            s(s.conn.execute("DELETE FROM otc_trades WHERE source_key = $1", batch.source_key))
+            s(s.conn.execute("DELETE FROM otc_rejects WHERE batch_id = $1", batch_id))
+            new_dates: set[date] = set()
+            cursor = s(
+                s.conn.cursor(
+                    "SELECT line_number, raw_line FROM otc_trades_raw WHERE batch_id = $1 "
+                    "ORDER BY line_number",
+                    batch_id,
+                )
+            )
+            while raw := s(cursor.fetch(CHUNK_ROWS)):
+                trades, rejects = [], []
+                for line_number, raw_line in raw:
+                    result = normalizer(raw_line)
+                    tally.add(result)
+                    if isinstance(result, Reject):
+                        rejects.append(
+                            (batch_id, line_number, result.reason.value, result.message, raw_line)
+                        )
+                    else:
+                        new_dates.add(result.trade_date)
+                        trades.append(
+                            (
+                                batch.source_key,
+                                line_number,
+                                batch_id,
+                                result.trade_date,
+                                result.trade_time,
+                                result.symbol,
+                                result.venue,
+                                result.short_type,
+                                result.size,
+                                result.price,
+                                result.notional,
+                            )
+                        )
+                if trades:
+                    s(
+                        s.conn.copy_records_to_table(
+                            "otc_trades", records=trades, columns=list(_TRADE_COLUMNS)
+                        )
+                    )
+                if rejects:
+                    s(
+                        s.conn.copy_records_to_table(
+                            "otc_rejects", records=rejects, columns=list(_REJECT_COLUMNS)
+                        )
+                    )
+                trade_count += len(trades)
+                reject_count += len(rejects)
+            quality = tally.quality()
+            if accept(quality):
+                dates = sorted({r["trade_date"] for r in old_dates} | new_dates)
+                row = s(
+                    s.conn.fetchrow(
+                        f"UPDATE otc_batches SET status = 'normalized', detail = NULL, "
+                        f"trade_count = $2, reject_count = $3, affected_dates = $4 "
+                        f"WHERE batch_id = $1 RETURNING {_BATCH_COLUMNS}",
+                        batch_id,
+                        trade_count,
+                        reject_count,
+                        dates,
+                    )
+                )
+                s.commit()
+                return NormalizeOutcome(_batch(row), quality, True)
+            s.rollback()
+        row = self.db.call(
+            self.db.pool.fetchrow(
+                f"UPDATE otc_batches SET status = 'gate_failed', detail = $2, trade_count = $3, "
+                f"reject_count = $4, affected_dates = '{{}}' WHERE batch_id = $1 "
+                f"RETURNING {_BATCH_COLUMNS}",
+                batch_id,
+                refusal_detail(quality),
+                trade_count,
+                reject_count,
+            )
+        )
+        return NormalizeOutcome(_batch(row), quality, False)
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def recompute_daily_metrics(self, dates: Collection[date], accept: Accept) -> MetricsOutcome:
+        """Delete and re-insert the dates' metrics set-based in SQL; commit if `accept` agrees."""
+        wanted = tuple(sorted(set(dates)))
+        if not wanted:
+            quality = sanity_quality(0, 0, 0, 0)
+            return MetricsOutcome((), quality, accept(quality))
+        n = len(wanted)
+        with _Session(self.db) as s:
+            s(s.conn.execute(delete_daily_metrics_sql(n, "dollar"), *wanted))
+            s(s.conn.execute(insert_daily_metrics_sql(n, "dollar"), *wanted))
+            sanity = s(s.conn.fetchrow(metrics_sanity_sql(n, "dollar"), *wanted))
+            quality = sanity_quality(*sanity)
+            accepted = accept(quality)
+            if accepted:
+                s.commit()
+            else:
+                s.rollback()
+        return MetricsOutcome(wanted, quality, accepted)
+
+    def query_metrics(
+        self,
+        *,
+        symbol: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DailyMetrics]:
+        """Daily metrics ordered by date then symbol; the date bounds are inclusive."""
+        rows = self.db.call(
+            self.db.pool.fetch(
+                f"SELECT {', '.join(METRIC_FIELDS)} FROM otc_metrics_daily "
+                "WHERE ($1::text IS NULL OR symbol = $1) "
+                "AND ($2::date IS NULL OR trade_date >= $2) "
+                "AND ($3::date IS NULL OR trade_date <= $3) "
+                "ORDER BY trade_date, symbol LIMIT $4 OFFSET $5",
+                symbol,
+                date_from,
+                date_to,
+                limit,
+                offset,
+            )
+        )
+        return [DailyMetrics.from_row(dict(r)) for r in rows]
+
+    def query_trades(
+        self,
+        *,
+        symbol: str | None = None,
+        trade_date: date | None = None,
+        venue: str | None = None,
+        batch_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredTrade]:
+        """Trades ordered by date, time, source key and line number."""
+        rows = self.db.call(
+            self.db.pool.fetch(
+                "SELECT batch_id, source_key, line_number, trade_date, trade_time, symbol, venue, "
+                "short_type, size, price FROM otc_trades "
+                "WHERE ($1::text IS NULL OR symbol = $1) AND ($2::date IS NULL OR trade_date = $2) "
+                "AND ($3::text IS NULL OR venue = $3) AND ($4::text IS NULL OR batch_id = $4) "
+                "ORDER BY trade_date, trade_time, source_key, line_number LIMIT $5 OFFSET $6",
+                symbol,
+                trade_date,
+                venue,
+                batch_id,
+                limit,
+                offset,
+            )
+        )
+        return [
+            StoredTrade(
+                r["batch_id"],
+                r["source_key"],
+                r["line_number"],
+                Trade(
+                    r["trade_date"],
+                    r["trade_time"],
+                    r["symbol"],
+                    r["venue"],
+                    r["short_type"],
+                    r["size"],
+                    r["price"],
+                ),
+            )
+            for r in rows
+        ]
+
+    def query_rejects(
+        self,
+        batch_id: str,
+        *,
+        reason: RejectReason | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RejectRecord]:
+        """A batch's rejected rows in line order."""
+        rows = self.db.call(
+            self.db.pool.fetch(
+                "SELECT batch_id, line_number, reason, message, raw_line FROM otc_rejects "
+                "WHERE batch_id = $1 AND ($2::text IS NULL OR reason = $2) "
+                "ORDER BY line_number LIMIT $3 OFFSET $4",
+                batch_id,
+                reason.value if reason is not None else None,
+                limit,
+                offset,
+            )
+        )
+        return [
+            RejectRecord(
+                r["batch_id"],
+                r["line_number"],
+                RejectReason(r["reason"]),
+                r["message"],
+                r["raw_line"],
+            )
+            for r in rows
+        ]
+
+    def reject_counts(self, batch_id: str) -> dict[str, int]:
+        """How many of the batch's rows were rejected, per reason code."""
+        rows = self.db.call(
+            self.db.pool.fetch(
+                "SELECT reason, count(*) AS n FROM otc_rejects WHERE batch_id = $1 "
+                "GROUP BY reason ORDER BY reason",
+                batch_id,
+            )
+        )
+        return {r["reason"]: r["n"] for r in rows}
+
+    def table_counts(self) -> dict[str, int]:
+        """Row count of each OTC table."""
+        sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in TABLES)
+        rows = self.db.call(self.db.pool.fetch(sql))
+        return {r["t"]: r["n"] for r in rows}

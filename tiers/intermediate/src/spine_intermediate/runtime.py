@@ -1,0 +1,119 @@
+"""Builds the intermediate tier's `Runtime`: PostgreSQL stores, LocalBackend, run history."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+from spine_core.dispatcher import Dispatcher
+from spine_core.errors import ConfigurationError
+from spine_core.history import HistoryObserver
+from spine_core.registry import Registry
+from spine_core.resources import Resources
+from spine_core.runner import ExecutionRunner
+from spine_core.tier import Runtime, Settings, Tier
+from spine_intermediate.backend import LocalBackend
+from spine_intermediate.pg.connect import PgDatabase, pool_sizes
+from spine_intermediate.pg.ledger import PostgresLedgerStore
+from spine_intermediate.pg.otc import PostgresOtcStore
+from spine_otc.store import OtcStore
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_GRACE_SECONDS = 30.0
+
+
+def int_option(options: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    """An integer `SPINE_<NAME>` setting, with a clear error when it is not one."""
+    raw = options.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"SPINE_{name.upper()} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"SPINE_{name.upper()} must be at least {minimum}, got {value}")
+    return value
+
+
+def float_option(options: Mapping[str, str], name: str, default: float) -> float:
+    """A number `SPINE_<NAME>` setting."""
+    raw = options.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"SPINE_{name.upper()} must be a number, got {raw!r}") from None
+
+
+def load_pipeline_modules(registry: Registry, spec: str) -> None:
+    """`SPINE_PIPELINE_MODULES=pkg.mod:register,other:fn`: call each with the registry.
+
+    For pipelines that are not (yet) packaged with a `spine.pipelines` entry point, e.g. in
+    tests or a deployment's own module; every process (API, workers) must be given the same.
+    """
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        module_name, _, attr = item.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            register = getattr(module, attr or "register")
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"SPINE_PIPELINE_MODULES: cannot load {item!r}: {exc}"
+            ) from None
+        register(registry)
+
+
+def build_runtime(tier: Tier, settings: Settings, *, concurrency: int | None = None) -> Runtime:
+    """Connect (pool sized by SPINE_POOL_MIN/MAX), check the schema, wire everything.
+
+    The LocalBackend is created but not started: `spine worker start`, the API with
+    SPINE_API_WORKER=embedded, or `spine run` (one execution in-process) start work.
+    """
+    low, high = pool_sizes(settings.options)
+    db = PgDatabase.connect(settings.database_url, min_size=low, max_size=high)
+    try:
+        ledger = PostgresLedgerStore(db, owns_db=False)
+    except BaseException:
+        db.close()
+        raise
+    otc = PostgresOtcStore(db)
+    resources = Resources({OtcStore: otc})
+    registry = Registry()
+    load_pipeline_modules(registry, settings.options.get("pipeline_modules", ""))
+    runner = ExecutionRunner(
+        store=ledger,
+        registry=registry,
+        capabilities=tier.capabilities,
+        tier=tier.name,
+        resources=resources,
+        observers=lambda execution: (HistoryObserver(ledger, execution.id),),
+    )
+    backend = LocalBackend(
+        ledger,
+        runner,
+        concurrency=concurrency
+        or int_option(settings.options, "workers", DEFAULT_CONCURRENCY, minimum=1),
+        grace=float_option(settings.options, "worker_grace", DEFAULT_GRACE_SECONDS),
+        heartbeat_interval=float_option(settings.options, "heartbeat_interval", 5.0),
+        lease_seconds=float_option(settings.options, "lease_seconds", 60.0),
+    )
+    dispatcher = Dispatcher(
+        store=ledger,
+        backend=backend,
+        registry=registry,
+        capabilities=tier.capabilities,
+        tier=tier.name,
+    )
+    return Runtime(
+        tier=tier,
+        settings=settings,
+        store=ledger,
+        backend=backend,
+        dispatcher=dispatcher,
+        registry=registry,
+        resources=resources,
+        extras={"otc_store": otc, "database": db, "runner": runner},
+        on_close=[db.close],
+    )

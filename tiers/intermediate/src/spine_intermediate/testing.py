@@ -1,0 +1,196 @@
+"""Test helpers: throwaway PostgreSQL databases for this tier's tests and the tiers above it.
+
+`SPINE_TEST_POSTGRES_URL` (default `postgresql://postgres@127.0.0.1:5432/postgres`) is the admin
+URL. Without a server, tests skip with the reason, unless `SPINE_REQUIRE_SERVICES=1`, where
+they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from spine_core import PipelineContext, Registry, Step, StepResult, Workflow, pipeline
+from spine_intermediate.pg.connect import redact_url, with_database
+from spine_intermediate.pg.loop import AsyncBridge
+from spine_intermediate.pg.migrations import migrate
+
+ADMIN_URL_ENV = "SPINE_TEST_POSTGRES_URL"
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> str:
+    """The admin URL tests create their databases through."""
+    return os.environ.get(ADMIN_URL_ENV) or DEFAULT_ADMIN_URL
+
+
+def services_required() -> bool:
+    """True when missing services must fail tests instead of skipping them."""
+    return os.environ.get("SPINE_REQUIRE_SERVICES") == "1"
+
+
+def postgres_unavailable_reason() -> str | None:
+    """None if the admin URL answers, else why not (no password in it)."""
+    bridge = AsyncBridge("spine-test-probe")
+    try:
+
+        async def probe() -> None:
+            conn = await asyncpg.connect(dsn=admin_url(), timeout=3)
+            await conn.close()
+
+        bridge.call(probe())
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {redact_url(admin_url())}: {type(exc).__name__}: {exc}"
+    finally:
+        bridge.close()
+    return None
+
+
+@contextmanager
+def temporary_database(*, migrated: bool = True) -> Iterator[str]:
+    """Create `spine_test_<random>`, optionally migrate it, yield its URL, drop it."""
+    name = f"spine_test_{uuid.uuid4().hex[:12]}"
+    url = with_database(admin_url(), name)
+    bridge = AsyncBridge("spine-test-admin")
+
+    async def create() -> None:
+        conn = await asyncpg.connect(dsn=admin_url(), timeout=5)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        if migrated:
+            db = await asyncpg.connect(dsn=url, timeout=5)
+            try:
+                await migrate(db)
+            finally:
+                await db.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn=admin_url(), timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    try:
+        bridge.call(create())
+        yield url
+    finally:
+        try:
+            bridge.call(drop())
+        finally:
+            bridge.close()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """uvicorn serving an app in a background thread on a free port."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def spine_env(db_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a `spine` subprocess against `db_url`, with the test pipelines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_")}
+    env.update(
+        {
+            "SPINE_DATABASE_URL": db_url,
+            "SPINE_TIER": "intermediate",
+            "SPINE_PIPELINE_MODULES": "spine_intermediate.testing:register_test_pipelines",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def spine_cmd(*args: str) -> list[str]:
+    """Argv running the `spine` CLI with this interpreter."""
+    return [sys.executable, "-m", "spine_basic.cli", *args]
+
+
+# -- pipelines for worker tests
+# SPINE_PIPELINE_MODULES=spine_intermediate.testing:register_test_pipelines
+
+
+class SleepParams(BaseModel):
+    """Params of `test.sleep`."""
+
+    seconds: float = 0.0
+    n: int = 0
+
+
+@pipeline("test.noop")
+def noop(params: BaseModel, ctx: PipelineContext) -> StepResult:
+    """Do nothing."""
+    return StepResult.ok({"ok": True})
+
+
+@pipeline("test.sleep", params=SleepParams)
+def sleep(params: SleepParams, ctx: PipelineContext) -> StepResult:
+    """Sleep `seconds`."""
+    time.sleep(params.seconds)
+    return StepResult.ok({"slept": params.seconds, "n": params.n})
+
+
+class ChoiceParams(BaseModel):
+    """Params of `test.choice`."""
+
+    size: int = 0
+
+
+CHOICE = Workflow(
+    "test.choice",
+    (
+        Step.lambda_("measure", lambda ctx: {"big": ctx.params["size"] > 10}),
+        Step.choice(
+            "route",
+            lambda ctx: ctx.output("measure")["big"],
+            Step.lambda_("big_path", lambda ctx: "big"),
+            Step.lambda_("small_path", lambda ctx: "small"),
+        ),
+    ),
+    params_model=ChoiceParams,
+)
+
+
+def register_test_pipelines(registry: Registry) -> None:
+    """Add `test.noop`, `test.sleep` and the `test.choice` workflow (worker tests)."""
+    registry.add(noop, sleep, CHOICE)

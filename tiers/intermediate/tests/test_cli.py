@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from spine_basic.cli import main
+from spine_intermediate.pg import PostgresLedgerStore
+from spine_intermediate.testing import ServerThread
+from spine_otc import sample_path
+
+pytestmark = pytest.mark.postgres
+
+
+def spine(*args, db, tier="intermediate", ok=True):
+    result = CliRunner().invoke(main, ["--tier", tier, "--db", db, *args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def basic_db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'basic.db'}"
+    spine("db", "init", db=url, tier="basic")
+    spine("run", "otc.daily", "-p", f"file={sample_path()}", db=url, tier="basic")
+    spine("run", "otc.ingest", "-p", "file=/does/not/exist", db=url, tier="basic", ok=False)
+    return url
+
+
+def _metrics(db, tier, *extra):
+    out = spine("query", "metrics", "--format", "json", *extra, db=db, tier=tier).stdout
+    return json.loads(out)
+
+
+def _assert_same(a, b):
+    assert len(a) == len(b) > 0
+    for row_a, row_b in zip(a, b, strict=True):
+        assert row_a.keys() == row_b.keys()
+        for key, va in row_a.items():
+            if isinstance(va, float):
+                assert row_b[key] == pytest.approx(va, rel=1e-9), key
+            else:
+                assert row_b[key] == va, key
+
+
+def test_db_init_run_and_same_metrics_as_basic(empty_pg_url, basic_db):
+    first = spine("db", "init", db=empty_pg_url)
+    assert "applied 2 migration(s)" in first.stdout and "schema version 2" in first.stdout
+    assert "is up to date" in spine("db", "init", db=empty_pg_url).stdout
+    run = spine("run", "otc.daily", "-p", f"file={sample_path()}", db=empty_pg_url)
+    assert "otc.daily: completed" in run.stdout and "normalize" in run.stdout
+    _assert_same(_metrics(basic_db, "basic"), _metrics(empty_pg_url, "intermediate"))
+    listed = json.loads(spine("runs", "list", "--json", db=empty_pg_url).stdout)
+    assert listed[0]["workflow"] == "otc.daily" and listed[0]["status"] == "completed"
+    shown = json.loads(spine("runs", "show", listed[0]["run_id"], "--json", db=empty_pg_url).stdout)
+    assert [s["step"] for s in shown["steps"]] == ["ingest", "normalize", "metrics"]
+    queued = spine("run", "otc.ingest", "--no-wait", "-p", "file=/nope", db=empty_pg_url)
+    assert ": queued (execution" in queued.stdout
+
+
+def test_errors_are_one_line(empty_pg_url):
+    behind = spine("run", "otc.daily", "-p", "file=x", db=empty_pg_url, ok=False)
+    assert behind.exit_code == 1
+    assert "schema is at 0, code needs 2: run spine db init" in behind.stderr
+    down = spine("runs", "list", db="postgresql://bob:hunter2@127.0.0.1:1/spine", ok=False)
+    assert "cannot reach PostgreSQL at 127.0.0.1:1/spine" in down.stderr
+    assert "hunter2" not in down.stderr + down.stdout
+
+
+def test_import_sqlite_twice(pg_url, basic_db):
+    path = basic_db.removeprefix("sqlite:///")
+    first = spine("db", "import-sqlite", path, db=pg_url).stdout
+    second = spine("db", "import-sqlite", path, db=pg_url).stdout
+    rows = {line.split()[0]: line.split() for line in first.splitlines()}
+    assert int(rows["otc_trades"][4]) > 0 and int(rows["executions"][4]) == 2
+    for line in second.splitlines():
+        assert line.split()[4] == "0", line
+    _assert_same(_metrics(basic_db, "basic"), _metrics(pg_url, "intermediate"))
+    store = PostgresLedgerStore.open(pg_url)
+    try:
+        statuses = sorted(
+            e.status.value
+            for e in store.list_executions(__import__("spine_core").ExecutionFilter())
+        )
+        assert statuses == ["completed", "failed"]
+        any_id = store.list_executions(__import__("spine_core").ExecutionFilter(limit=1))[0].id
+        assert store.list_events(any_id)
+    finally:
+        store.close()
+
+
+def test_run_and_query_over_api(pg_url):
+    from spine_core.tier import Settings
+    from spine_intermediate.api import create_app
+
+    app = create_app(Settings(pg_url, {"api_worker": "embedded", "workers": "2"}))
+    with ServerThread(app) as server:
+        run = spine(
+            "run",
+            "--api",
+            server.url,
+            "otc.daily",
+            "-p",
+            f"file={sample_path()}",
+            db="postgresql://unused@127.0.0.1:1/none",
+        )
+        assert "otc.daily: completed" in run.stdout
+        remote = _metrics(
+            "postgresql://unused@127.0.0.1:1/none", "intermediate", "--api", server.url
+        )
+        local = _metrics(pg_url, "intermediate")
+        assert remote == local and remote
+        bad = spine("run", "--api", server.url, "no.such", db=pg_url, ok=False)
+        assert "unknown pipeline or workflow 'no.such'" in bad.stderr

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from spine_core import ExecutionStatus
+from spine_core.events import EventType
+from spine_core.tier import Settings
+from spine_intermediate.api import create_app
+from spine_intermediate.runtime import build_runtime
+from spine_intermediate.testing import ServerThread, spine_cmd, spine_env
+from spine_intermediate.tier import TIER
+
+pytestmark = pytest.mark.postgres
+
+
+def _runtime(url, **options):
+    opts = {"pipeline_modules": "spine_intermediate.testing:register_test_pipelines", **options}
+    return build_runtime(TIER, Settings(url, opts))
+
+
+def _wait_all(store, ids, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = store.count_by_status()
+        if counts.get("completed", 0) + counts.get("failed", 0) >= len(ids):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not finished: {store.count_by_status()}")
+
+
+def test_choice_workflow_through_worker_threads(pg_url):
+    rt = _runtime(pg_url, workers="2")
+    try:
+        rt.backend.start()
+        small = rt.dispatcher.submit("test.choice", {"size": 3})
+        big = rt.dispatcher.submit("test.choice", {"size": 30})
+        a = rt.dispatcher.wait(small.id, timeout=20)
+        b = rt.dispatcher.wait(big.id, timeout=20)
+        assert a.status is ExecutionStatus.COMPLETED and b.status is ExecutionStatus.COMPLETED
+        assert a.result["outputs"]["route"]["branch"] == "else"
+        assert b.result["outputs"]["route"]["output"] == "big"
+        run = rt.store.get_run(big.id)
+        assert run[0].step is None and run[0].status == "completed"
+        assert [r.step for r in run[1:]] == ["measure", "route/then:big_path", "route"]
+        assert [e.event_type for e in rt.store.list_events(big.id)] == [
+            EventType.CREATED,
+            EventType.QUEUED,
+            EventType.STARTED,
+            EventType.COMPLETED,
+        ]
+    finally:
+        rt.close()
+
+
+def test_submissions_without_workers_wait_then_complete(pg_url):
+    rt = _runtime(pg_url, workers="3")
+    try:
+        ids = [rt.dispatcher.submit("test.noop").id for _ in range(10)]
+        time.sleep(0.2)
+        assert rt.store.count_by_status() == {"queued": 10}
+        rt.backend.start()
+        _wait_all(rt.store, ids, 20)
+        assert rt.store.count_by_status() == {"completed": 10}
+    finally:
+        rt.close()
+
+
+def test_stop_hands_back_running_work(pg_url):
+    rt = _runtime(pg_url, workers="2")
+    try:
+        rt.backend.start()
+        ids = [rt.dispatcher.submit("test.sleep", {"seconds": 2.0}).id for _ in range(3)]
+        deadline = time.monotonic() + 10
+        while rt.store.count_by_status().get("running", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        rt.backend.stop(grace=0.2)
+        counts = rt.store.count_by_status()
+        assert counts.get("running", 0) == 0 and counts == {"queued": 3}, counts
+        requeued = [
+            i
+            for i in ids
+            if any(e.event_type is EventType.STARTED for e in rt.store.list_events(i))
+        ]
+        assert len(requeued) == 2
+        types = [e.event_type for e in rt.store.list_events(requeued[0])]
+        assert types == [EventType.CREATED, EventType.QUEUED, EventType.STARTED, EventType.QUEUED]
+    finally:
+        rt.close()
+
+
+@pytest.mark.slow
+def test_200_executions_over_http_through_a_worker_process(pg_url):
+    api_rt = _runtime(pg_url)
+    app = create_app(runtime=api_rt, settings=Settings(pg_url, {"api_worker": "none"}))
+    worker = subprocess.Popen(
+        spine_cmd("worker", "start", "--concurrency", "4"),
+        env=spine_env(pg_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+            t0 = time.monotonic()
+            ids = []
+            for i in range(200):
+                r = http.post("/executions", json={"pipeline": "test.sleep", "params": {"n": i}})
+                assert r.status_code == 202, r.text
+                ids.append(r.json()["id"])
+            t_submit = time.monotonic() - t0
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                page = http.get("/executions", params={"status": "completed", "limit": 500}).json()
+                if len(page["items"]) == 200:
+                    break
+                assert worker.poll() is None, worker.stdout.read()
+                time.sleep(0.2)
+            elapsed = time.monotonic() - t0
+            assert len(page["items"]) == 200
+            print(
+                f"\n200 executions: submit {t_submit:.2f}s, all completed after {elapsed:.2f}s "
+                f"({200 / elapsed:.0f}/s end to end)"
+            )
+        for execution_id in ids:
+            types = [e.event_type.value for e in api_rt.store.list_events(execution_id)]
+            assert types == ["created", "queued", "started", "completed"], (execution_id, types)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+        api_rt.close()
+    assert worker.returncode == 0, out
+    assert "stopped after 200 executions" in out
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_leaves_nothing_running(pg_url):
+    rt = _runtime(pg_url)
+    try:
+        ids = [rt.dispatcher.submit("test.sleep", {"seconds": 30}).id for _ in range(3)]
+        worker = subprocess.Popen(
+            spine_cmd("worker", "start", "--concurrency", "2", "--grace", "0.5"),
+            env=spine_env(pg_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while rt.store.count_by_status().get("running", 0) < 2:
+            assert time.monotonic() < deadline and worker.poll() is None, rt.store.count_by_status()
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=20)
+        assert worker.returncode == 0, out
+        counts = rt.store.count_by_status()
+        assert counts == {"queued": 3}, (counts, out)
+        assert "handed back" in out
+        for i in ids:
+            assert rt.store.get_execution(i).status is ExecutionStatus.QUEUED
+    finally:
+        rt.close()
+
+
+@pytest.mark.slow
+def test_killed_worker_is_detected_and_its_work_requeued(pg_url):
+    rt = _runtime(pg_url, heartbeat_interval="0.2", lease_seconds="1.5", worker_grace="0.5")
+    worker = subprocess.Popen(
+        spine_cmd("worker", "start", "--concurrency", "1"),
+        env=spine_env(pg_url, SPINE_HEARTBEAT_INTERVAL="0.2", SPINE_LEASE_SECONDS="1.5"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        victim = rt.dispatcher.submit("test.sleep", {"seconds": 30}).id
+        deadline = time.monotonic() + 20
+        while rt.store.get_execution(victim).status is not ExecutionStatus.RUNNING:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        worker.kill()
+        worker.wait(10)
+        rt.backend.start()  # a new worker notices the expired lease and requeues, then reruns
+        deadline = time.monotonic() + 20
+        while not any(
+            e.payload.get("reason", "").startswith("lease expired")
+            for e in rt.store.list_events(victim)
+        ):
+            assert time.monotonic() < deadline, rt.store.list_events(victim)
+            time.sleep(0.1)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        rt.close()
