@@ -194,3 +194,17 @@ def test_killed_worker_is_detected_and_its_work_requeued(pg_url):
         if worker.poll() is None:
             worker.kill()
         rt.close()
+
+
+def test_an_enqueue_only_process_reports_whether_worker_processes_are_alive(pg_url):
+    client = _runtime(pg_url)
+    worker = _runtime(pg_url, workers="1")
+    try:
+        health = client.backend.health()
+        assert not health.healthy and "spine worker start" in health.detail
+        worker.backend.start()
+        health = client.backend.health()
+        assert health.healthy and "worker process was seen" in health.detail
+    finally:
+        worker.close()
+        client.close()

@@ -178,6 +178,19 @@ class InMemoryLedgerStore:
                 counts[e.status.value] = counts.get(e.status.value, 0) + 1
         return counts
 
+    def schema_version(self) -> int:
+        """Nothing to migrate."""
+        return 0
+
+    def table_counts(self) -> dict[str, int]:
+        """The same names the SQL stores use."""
+        with self._lock:
+            return {
+                "executions": len(self._executions),
+                "execution_events": sum(len(v) for v in self._events.values()),
+                "workflow_runs": sum(len(v) for v in self._runs.values()),
+            }
+
     def record_run_started(
         self,
         run_id: str,

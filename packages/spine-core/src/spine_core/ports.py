@@ -67,6 +67,12 @@ class LedgerStore(Protocol):
     def count_by_status(self) -> dict[str, int]:
         """How many executions are in each status."""
 
+    def schema_version(self) -> int:
+        """The applied schema version (0 for a store without migrations)."""
+
+    def table_counts(self) -> dict[str, int]:
+        """Row count per table this store keeps, for `spine status`."""
+
     def close(self) -> None:
         """Release connections."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from spine_core.backend import BackendHealth
 from spine_core.errors import ExecutionNotFound, IllegalTransition
-from spine_core.execution import Lane
+from spine_core.execution import Lane, utcnow
 from spine_core.ports import LedgerStore
 from spine_core.runner import ExecutionRunner
 from spine_core.status import ExecutionStatus
@@ -96,12 +96,26 @@ class LocalBackend:
             "in_flight": len(self._in_flight),
         }
         if not self._started:
-            return BackendHealth(False, "workers not started (executions only queue)", info)
+            return self._remote_workers_health(info)
         if alive < self.concurrency:
             return BackendHealth(
                 False, f"only {alive} of {self.concurrency} worker threads alive", info
             )
         return BackendHealth(True, f"{alive} worker threads", info)
+
+    def _remote_workers_health(self, info: dict[str, Any]) -> BackendHealth:
+        """No threads here: the work is done by `spine worker start` processes, if any run."""
+        last_seen = getattr(self.store, "last_worker_heartbeat", None)
+        seen = last_seen() if last_seen is not None else None
+        if seen is None:
+            return BackendHealth(False, "no worker seen: start one with spine worker start", info)
+        age = (utcnow() - seen).total_seconds()
+        info["last_heartbeat_seconds_ago"] = round(age, 1)
+        if age > self.lease_seconds:
+            return BackendHealth(
+                False, f"no worker seen for {age:.0f}s: start one with spine worker start", info
+            )
+        return BackendHealth(True, f"a worker process was seen {age:.1f}s ago", info)
 
     def start(self) -> None:
         """Start the worker threads and the heartbeat."""

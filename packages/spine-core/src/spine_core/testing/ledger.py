@@ -554,6 +554,16 @@ class LedgerStoreConformance:
 
     # ---- counts --------------------------------------------------------------------------------
 
+    def test_status_reports_schema_version_and_table_counts(self, store: LedgerStore) -> None:
+        """`spine status` reads these: an integer version and the executions/events counts."""
+        assert isinstance(store.schema_version(), int) and store.schema_version() >= 0
+        first = _new(store)
+        _new(store)
+        store.transition(first.id, S.QUEUED)
+        counts = store.table_counts()
+        assert counts["executions"] == 2
+        assert counts["execution_events"] == 3
+
     def test_count_by_status(self, store: LedgerStore) -> None:
         """Counts per status value (statuses with no executions may be absent or 0)."""
         assert {k: v for k, v in store.count_by_status().items() if v} == {}

@@ -8,6 +8,7 @@ from spine_basic.cli.context import open_runtime, run_cli_errors
 from spine_basic.cli.run import duration_seconds
 from spine_basic.database import mask_url
 from spine_core.execution import ExecutionFilter
+from spine_otc.store import OtcStore
 
 
 @click.command("status")
@@ -18,18 +19,19 @@ def status() -> None:
     store = runtime.store
     click.echo(f"tier:     {runtime.tier.name} ({runtime.tier.distribution})")
     click.echo(f"database: {mask_url(runtime.settings.database_url)}")
-    version = store.schema_version() if hasattr(store, "schema_version") else "unknown"
-    click.echo(f"schema:   version {version}")
+    click.echo(f"schema:   version {store.schema_version()}")
     health = runtime.backend.health()
     click.echo(
         f"backend:  {runtime.backend.name} ({'ok' if health.healthy else 'unhealthy'}"
         f"{': ' + health.detail if health.detail else ''})"
     )
-    counts = store.table_counts() if hasattr(store, "table_counts") else {}
+    counts = dict(store.table_counts())
+    if OtcStore in runtime.resources:
+        counts.update(runtime.resources.get(OtcStore).table_counts())
     if counts:
         click.echo("tables:")
         width = max(len(name) for name in counts)
-        for name, count in counts.items():
+        for name, count in sorted(counts.items()):
             click.echo(f"  {name:<{width}}  {count:>10,}")
     latest = runtime.dispatcher.list(ExecutionFilter(limit=5))
     click.echo("latest executions:")

@@ -603,9 +603,24 @@ class PostgresLedgerStore:
         async with self.db.pool.acquire() as conn:
             return await schema_version(conn), len(MIGRATIONS)
 
+    def schema_version(self) -> int:
+        """The applied migration version."""
+        return self.schema_status()[0]
+
+    def table_counts(self) -> dict[str, int]:
+        """Row count of each ledger table."""
+        sql = " UNION ALL ".join(
+            f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in LEDGER_TABLES
+        )
+        rows = self.db.call(self.db.pool.fetch(sql))
+        return {r["t"]: r["n"] for r in rows}
+
     def ping(self) -> None:
         """A round trip to the database."""
         self.db.call(self.db.pool.fetchval("SELECT 1"))
+
+
+LEDGER_TABLES = ("_migrations", "executions", "execution_events", "workflow_runs", "workers")
 
 
 def _jsonable(value: Any) -> Any:
