@@ -165,7 +165,7 @@ def test_schema_behind_says_run_db_init(tmp_path, monkeypatch):
 def test_version_lists_distributions_and_active_tier():
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
-    for name in ("spine-core 0.1.0", "spine-otc 0.1.0", "market-spine-basic 0.1.0"):
+    for name in ("spine-core 0.1.0", "spine-otc 0.1.0", "market-spine-basic 0.1.1"):
         assert name in result.stdout
     assert "active tier: basic (market-spine-basic)" in result.stdout
 
@@ -278,3 +278,42 @@ def test_generate_is_deterministic(cli, tmp_path):
     assert a.read_bytes() == b.read_bytes()
     generate(tmp_path / "c.psv", rows=500, days=2, symbols=3, seed=5)
     assert (tmp_path / "c.psv").read_bytes() == a.read_bytes()
+
+
+def test_otc_demo_initializes_runs_the_sample_and_prints_metrics_twice(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPINE_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    first = runner.invoke(main, ["otc", "demo"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    out = first.stdout
+    assert "database: sqlite:///spine.db" in out and f"sample:   {sample_path()}" in out
+    assert (tmp_path / "spine.db").exists()
+    assert "applied 2 migration(s)" in out and "schema version 2" in out
+    assert "otc.daily: completed" in out
+    assert re.search(r"normalize\s+ok.*records=3000 valid=2991 invalid=9", out)
+    header = next(ln for ln in out.splitlines() if ln.startswith("trade_date"))
+    assert header.split() == list(METRIC_FIELDS)
+    assert len(re.findall(r"^2024-03-0[456]  ", out, re.M)) == 15
+    assert "nothing was added" not in out
+
+    again = runner.invoke(main, ["otc", "demo"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "is up to date" in again.stdout and "otc.daily: completed" in again.stdout
+    assert "nothing was added" in again.stdout
+    assert len(re.findall(r"^2024-03-0[456]  ", again.stdout, re.M)) == 15
+    counts = json.loads(
+        runner.invoke(main, ["shell"], input="import json; print(json.dumps(otc.table_counts()))\n")
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert counts["otc_trades_raw"] == 3000 and counts["otc_trades"] == 2991
+
+
+def test_otc_demo_honours_db_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    result = CliRunner().invoke(main, ["--db", url, "otc", "demo"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"database: {url}" in result.stdout
+    assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "spine.db").exists()

@@ -54,7 +54,17 @@ def test_spine_script_end_to_end(tmp_path):
         missing.stderr.startswith("error: unknown pipeline") and "Traceback" not in missing.stderr
     )
     version = run(["--version"], tmp_path)
-    assert "market-spine-basic 0.1.0" in version.stdout
+    assert "market-spine-basic 0.1.1" in version.stdout
+
+
+def test_otc_demo_script(tmp_path):
+    for attempt in ("first", "second"):
+        done = run(["otc", "demo"], tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "otc.daily: completed" in done.stdout, attempt
+        assert done.stdout.count("\n2024-03-0") == 15, attempt
+    assert "nothing was added" in done.stdout
+    assert (tmp_path / "spine.db").exists()
 
 
 @pytest.mark.slow

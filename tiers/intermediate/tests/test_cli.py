@@ -114,3 +114,11 @@ def test_run_and_query_over_api(pg_url):
         assert remote == local and remote
         bad = spine("run", "--api", server.url, "no.such", db=pg_url, ok=False)
         assert "unknown pipeline or workflow 'no.such'" in bad.stderr
+
+
+def test_otc_demo_on_postgres(empty_pg_url):
+    first = spine("otc", "demo", db=empty_pg_url)
+    assert "applied 2 migration(s)" in first.stdout and "otc.daily: completed" in first.stdout
+    assert first.stdout.count("\n2024-03-0") == 15
+    again = spine("otc", "demo", db=empty_pg_url)
+    assert "is up to date" in again.stdout and "nothing was added" in again.stdout

@@ -10,10 +10,13 @@ from typing import Any
 
 import click
 
-from spine_basic.cli.context import CliError, open_runtime, run_cli_errors
+from spine_basic.cli.context import CliError, cli_state, open_runtime, run_cli_errors
 from spine_core.execution import Execution, TriggerSource
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime
+
+LAST_EXECUTION = "last_execution"
+"""Key in `CliState.extras` under which `spine run` leaves the execution it waited for."""
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -139,6 +142,7 @@ def run(name: str, params: tuple[str, ...], as_json: bool) -> None:
     with ingest_progress(runtime):
         submitted = runtime.dispatcher.submit(name, parsed, trigger_source=TriggerSource.CLI)
         execution = runtime.dispatcher.wait(submitted.id)
+    cli_state().extras[LAST_EXECUTION] = execution  # for commands that invoke `run`
     if as_json:
         click.echo(json.dumps(execution.to_dict(), indent=2, default=str))
     else:
