@@ -1,0 +1,1 @@
+"""Market Spine benchmarks: product figures as ratios against raw baselines run alongside."""
