@@ -8,7 +8,7 @@ tier upgrades the same `spine` command in place: the highest rank wins unless `S
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -20,6 +20,7 @@ from spine_core.errors import ConfigurationError
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
+from spine_core.runner import ExecutionRunner, ObserverFactory
 
 TIERS_ENTRY_POINT_GROUP = "spine.tiers"
 TIER_ENV = "SPINE_TIER"
@@ -86,6 +87,53 @@ class Tier:
     def open_runtime(self, settings: Settings | None = None) -> Runtime:
         """Build a runtime from `settings`, or from the environment."""
         return self.open(settings or Settings.from_env(self.default_database_url))
+
+
+def assemble_runtime(
+    tier: Tier,
+    settings: Settings,
+    *,
+    store: LedgerStore,
+    resources: Resources,
+    make_backend: Callable[[ExecutionRunner], Backend],
+    registry: Registry | None = None,
+    observers: ObserverFactory | None = None,
+    extras: Mapping[str, Any] | None = None,
+    on_close: Sequence[Callable[[], None]] = (),
+) -> Runtime:
+    """Wire runner, backend and dispatcher the same way on every tier.
+
+    A tier only chooses its store, its resources and its backend; the rest is shared so that
+    a run behaves alike on all of them.
+    """
+    registry = registry if registry is not None else Registry()
+    runner = ExecutionRunner(
+        store=store,
+        registry=registry,
+        capabilities=tier.capabilities,
+        tier=tier.name,
+        resources=resources,
+        observers=observers or (lambda execution: ()),
+    )
+    backend = make_backend(runner)
+    dispatcher = Dispatcher(
+        store=store,
+        backend=backend,
+        registry=registry,
+        capabilities=tier.capabilities,
+        tier=tier.name,
+    )
+    return Runtime(
+        tier=tier,
+        settings=settings,
+        store=store,
+        backend=backend,
+        dispatcher=dispatcher,
+        registry=registry,
+        resources=resources,
+        extras={"runner": runner, **(extras or {})},
+        on_close=list(on_close),
+    )
 
 
 def installed_tiers() -> list[Tier]:

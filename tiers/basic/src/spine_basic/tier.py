@@ -14,11 +14,8 @@ from spine_basic.migrations import Migration, migrate, schema_version
 from spine_basic.otc_store import SqliteOtcStore
 from spine_core.backend import InlineBackend
 from spine_core.capabilities import capabilities_up_to
-from spine_core.dispatcher import Dispatcher
-from spine_core.registry import Registry
 from spine_core.resources import Resources
-from spine_core.runner import ExecutionRunner
-from spine_core.tier import Runtime, Settings, Tier
+from spine_core.tier import Runtime, Settings, Tier, assemble_runtime
 from spine_otc.pipelines import IngestProgress
 from spine_otc.store import OtcStore
 
@@ -56,32 +53,12 @@ def open_runtime(settings: Settings) -> Runtime:
         raise
     progress = ProgressRelay()
     resources = Resources({OtcStore: otc, IngestProgress: progress})
-    registry = Registry()
-    capabilities = TIER.capabilities
-    runner = ExecutionRunner(
+    return assemble_runtime(
+        TIER,
+        settings,
         store=ledger,
-        registry=registry,
-        capabilities=capabilities,
-        tier=TIER.name,
         resources=resources,
-    )
-    backend = InlineBackend(runner)
-    dispatcher = Dispatcher(
-        store=ledger,
-        backend=backend,
-        registry=registry,
-        capabilities=capabilities,
-        tier=TIER.name,
-    )
-    backend.start()
-    return Runtime(
-        tier=TIER,
-        settings=settings,
-        store=ledger,
-        backend=backend,
-        dispatcher=dispatcher,
-        registry=registry,
-        resources=resources,
+        make_backend=InlineBackend,
         extras={"otc_store": otc, "database_path": path, "ingest_progress": progress},
         on_close=[ledger.close, otc.close],
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
-from spine_core.dispatcher import Dispatcher
 from spine_core.errors import ConfigurationError
 from spine_core.history import HistoryObserver
 from spine_core.registry import Registry
 from spine_core.resources import Resources
 from spine_core.runner import ExecutionRunner
-from spine_core.tier import Runtime, Settings, Tier
+from spine_core.tier import Runtime, Settings, Tier, assemble_runtime
 from spine_intermediate.backend import LocalBackend
 from spine_intermediate.pg.connect import PgDatabase, pool_sizes
 from spine_intermediate.pg.ledger import PostgresLedgerStore
@@ -82,38 +81,26 @@ def build_runtime(tier: Tier, settings: Settings, *, concurrency: int | None = N
     resources = Resources({OtcStore: otc})
     registry = Registry()
     load_pipeline_modules(registry, settings.options.get("pipeline_modules", ""))
-    runner = ExecutionRunner(
+
+    def make_backend(runner: ExecutionRunner) -> LocalBackend:
+        return LocalBackend(
+            ledger,
+            runner,
+            concurrency=concurrency
+            or int_option(settings.options, "workers", DEFAULT_CONCURRENCY, minimum=1),
+            grace=float_option(settings.options, "worker_grace", DEFAULT_GRACE_SECONDS),
+            heartbeat_interval=float_option(settings.options, "heartbeat_interval", 5.0),
+            lease_seconds=float_option(settings.options, "lease_seconds", 60.0),
+        )
+
+    return assemble_runtime(
+        tier,
+        settings,
         store=ledger,
-        registry=registry,
-        capabilities=tier.capabilities,
-        tier=tier.name,
         resources=resources,
+        registry=registry,
+        make_backend=make_backend,
         observers=lambda execution: (HistoryObserver(ledger, execution.id),),
-    )
-    backend = LocalBackend(
-        ledger,
-        runner,
-        concurrency=concurrency
-        or int_option(settings.options, "workers", DEFAULT_CONCURRENCY, minimum=1),
-        grace=float_option(settings.options, "worker_grace", DEFAULT_GRACE_SECONDS),
-        heartbeat_interval=float_option(settings.options, "heartbeat_interval", 5.0),
-        lease_seconds=float_option(settings.options, "lease_seconds", 60.0),
-    )
-    dispatcher = Dispatcher(
-        store=ledger,
-        backend=backend,
-        registry=registry,
-        capabilities=tier.capabilities,
-        tier=tier.name,
-    )
-    return Runtime(
-        tier=tier,
-        settings=settings,
-        store=ledger,
-        backend=backend,
-        dispatcher=dispatcher,
-        registry=registry,
-        resources=resources,
-        extras={"otc_store": otc, "database": db, "runner": runner},
+        extras={"otc_store": otc, "database": db},
         on_close=[db.close],
     )
