@@ -2,24 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from spine_intermediate.testing import (
-    postgres_unavailable_reason,
-    services_required,
-    temporary_database,
-)
-
-_reason: str | None = None
-_checked = False
-
-
-def _require_postgres() -> None:
-    global _reason, _checked
-    if not _checked:
-        _reason, _checked = postgres_unavailable_reason(), True
-    if _reason:
-        if services_required():
-            pytest.fail(f"SPINE_REQUIRE_SERVICES=1 but {_reason}")
-        pytest.skip(_reason)
+from spine_intermediate.testing import require_postgres as _require_postgres
+from spine_intermediate.testing import temporary_database
 
 
 @pytest.fixture

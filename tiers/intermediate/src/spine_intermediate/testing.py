@@ -56,6 +56,25 @@ def postgres_unavailable_reason() -> str | None:
     return None
 
 
+_probed: list[str | None] = []
+
+
+def require_postgres() -> None:
+    """Skip the calling test if PostgreSQL is unreachable; fail it if SPINE_REQUIRE_SERVICES=1.
+
+    The server is probed once per process.
+    """
+    import pytest
+
+    if not _probed:
+        _probed.append(postgres_unavailable_reason())
+    reason = _probed[0]
+    if reason:
+        if services_required():
+            pytest.fail(f"SPINE_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+
+
 @contextmanager
 def temporary_database(*, migrated: bool = True) -> Iterator[str]:
     """Create `spine_test_<random>`, optionally migrate it, yield its URL, drop it."""
