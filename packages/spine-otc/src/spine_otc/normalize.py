@@ -77,8 +77,63 @@ class _Invalid(Exception):
         self.reject = Reject(reason, message)
 
 
+_CACHE_LIMIT = 100_000
+"""Most entries each memo below keeps; past it the memo starts over (memory stays bounded)."""
+_valid_dates: dict[str, date] = {}
+_valid_times: set[str] = set()
+_valid_symbols: set[str] = set()
+_valid_sizes: dict[str, Decimal] = {}
+
+
+def _remember(memo: dict | set, limit: int = _CACHE_LIMIT) -> dict | set:
+    if len(memo) >= limit:
+        memo.clear()
+    return memo
+
+
 def normalize_line(raw_line: str) -> Trade | Reject:
-    """Validate one data line (fields stripped of surrounding blanks) against the layout."""
+    """Validate one data line (fields stripped of surrounding blanks) against the layout.
+
+    Valid lines take a fast path that remembers dates, times, symbols and sizes already seen
+    valid (a file repeats them endlessly); anything it does not accept outright goes through
+    the full checks, which decide the reject reason and message.
+    """
+    fields = raw_line.split(DELIMITER)
+    if len(fields) == FIELD_COUNT:
+        venue = fields[0].strip()
+        symbol = fields[1].strip()
+        raw_date = fields[2].strip()
+        raw_time = fields[3].strip()
+        short_type = fields[4].strip()
+        raw_size = fields[5].strip()
+        raw_price = fields[6].strip()
+        try:
+            if venue not in VENUES or short_type not in SHORT_TYPES:
+                raise _Invalid(RejectReason.BAD_VENUE, "")
+            if symbol not in _valid_symbols:
+                if not SYMBOL_PATTERN.fullmatch(symbol):
+                    raise _Invalid(RejectReason.BAD_SYMBOL, "")
+                _remember(_valid_symbols).add(symbol)
+            trade_date = _valid_dates.get(raw_date)
+            if trade_date is None:
+                trade_date = _parse_date(raw_date)
+                _remember(_valid_dates)[raw_date] = trade_date
+            if raw_time not in _valid_times:
+                _parse_time(raw_time)
+                _remember(_valid_times).add(raw_time)
+            size = _valid_sizes.get(raw_size)
+            if size is None:
+                size = _parse_positive(raw_size, "Size", RejectReason.BAD_SIZE)
+                _remember(_valid_sizes)[raw_size] = size
+            price = _parse_positive(raw_price, "Price", RejectReason.BAD_PRICE)
+        except _Invalid:
+            pass  # the full checks below find the first problem and describe it
+        else:
+            return Trade(trade_date, raw_time, symbol, venue, short_type, size, price)
+    return _checked(raw_line)
+
+
+def _checked(raw_line: str) -> Trade | Reject:
     fields = [value.strip() for value in raw_line.split(DELIMITER)]
     if len(fields) != FIELD_COUNT:
         return Reject(

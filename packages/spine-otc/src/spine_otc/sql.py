@@ -43,81 +43,66 @@ def date_placeholders(count: int, paramstyle: Paramstyle = "qmark") -> str:
 
 
 def daily_metrics_select_sql(date_count: int, paramstyle: Paramstyle = "qmark") -> str:
-    """A SELECT of the `METRIC_FIELDS` columns for every (date, symbol) traded on the dates."""
+    """A SELECT of the `METRIC_FIELDS` columns for every (date, symbol) traded on the dates.
+
+    No joins: one window pass gives every trade its (date, symbol)'s first and last price,
+    one grouping per venue sums what the day needs, a window over those few rows gives each
+    venue its share of the volume, and a last grouping folds the venues into the day. (An
+    earlier shape joined aggregated CTEs; PostgreSQL cannot estimate their sizes and chose a
+    nested loop, quadratic in the number of (date, symbol) pairs.)
+    """
     dates = date_placeholders(date_count, paramstyle)
     regular = f"trade_time >= '{REGULAR_HOURS_START}' AND trade_time < '{REGULAR_HOURS_END}'"
     return f"""WITH day_trades AS (
     SELECT trade_date, trade_time, symbol, venue, short_type, size, price, notional,
-           source_key, line_number
+           FIRST_VALUE(price) OVER day_order AS first_price,
+           LAST_VALUE(price) OVER day_order AS last_price
     FROM otc_trades
     WHERE trade_date IN ({dates})
+    WINDOW day_order AS (
+        PARTITION BY trade_date, symbol
+        ORDER BY trade_time, source_key, line_number
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    )
 ),
-ranked AS (
-    SELECT trade_date, symbol, price,
-           ROW_NUMBER() OVER (
-               PARTITION BY trade_date, symbol
-               ORDER BY trade_time, source_key, line_number
-           ) AS from_open,
-           ROW_NUMBER() OVER (
-               PARTITION BY trade_date, symbol
-               ORDER BY trade_time DESC, source_key DESC, line_number DESC
-           ) AS from_close
-    FROM day_trades
-),
-endpoints AS (
-    SELECT trade_date, symbol,
-           MAX(CASE WHEN from_open = 1 THEN price END) AS first_price,
-           MAX(CASE WHEN from_close = 1 THEN price END) AS last_price
-    FROM ranked
-    WHERE from_open = 1 OR from_close = 1
-    GROUP BY trade_date, symbol
-),
-totals AS (
-    SELECT trade_date, symbol,
+venues AS (
+    SELECT trade_date, symbol, venue,
            COUNT(*) AS trade_count,
            SUM(size) AS volume,
            SUM(notional) AS notional,
            MAX(price) AS high,
            MIN(price) AS low,
+           MAX(first_price) AS first_price,
+           MAX(last_price) AS last_price,
            SUM(CASE WHEN short_type = 'E' THEN size ELSE 0 END) AS exempt_volume,
            SUM(CASE WHEN {regular} THEN size ELSE 0 END) AS regular_hours_volume,
            SUM(CASE WHEN {regular} THEN 0 ELSE size END) AS extended_hours_volume
     FROM day_trades
-    GROUP BY trade_date, symbol
-),
-venue_volumes AS (
-    SELECT trade_date, symbol, venue, SUM(size) AS venue_volume
-    FROM day_trades
     GROUP BY trade_date, symbol, venue
 ),
-concentration AS (
-    SELECT v.trade_date, v.symbol,
-           COUNT(*) AS venue_count,
-           SUM((100.0 * v.venue_volume / t.volume) * (100.0 * v.venue_volume / t.volume))
-               AS venue_hhi
-    FROM venue_volumes v
-    JOIN totals t ON t.trade_date = v.trade_date AND t.symbol = v.symbol
-    GROUP BY v.trade_date, v.symbol
+venue_shares AS (
+    SELECT venues.*,
+           100.0 * volume / SUM(volume) OVER (PARTITION BY trade_date, symbol) AS share
+    FROM venues
 )
-SELECT t.trade_date,
-       t.symbol,
-       t.trade_count,
-       t.volume,
-       t.notional,
-       1.0 * t.notional / t.volume AS vwap,
-       t.high,
-       t.low,
-       e.first_price,
-       e.last_price,
-       c.venue_count,
-       c.venue_hhi,
-       1.0 * t.exempt_volume / t.volume AS short_exempt_share,
-       t.regular_hours_volume,
-       t.extended_hours_volume
-FROM totals t
-JOIN endpoints e ON e.trade_date = t.trade_date AND e.symbol = t.symbol
-JOIN concentration c ON c.trade_date = t.trade_date AND c.symbol = t.symbol
-ORDER BY t.trade_date, t.symbol"""
+SELECT trade_date,
+       symbol,
+       SUM(trade_count) AS trade_count,
+       SUM(volume) AS volume,
+       SUM(notional) AS notional,
+       1.0 * SUM(notional) / SUM(volume) AS vwap,
+       MAX(high) AS high,
+       MIN(low) AS low,
+       MAX(first_price) AS first_price,
+       MAX(last_price) AS last_price,
+       COUNT(*) AS venue_count,
+       SUM(share * share) AS venue_hhi,
+       1.0 * SUM(exempt_volume) / SUM(volume) AS short_exempt_share,
+       SUM(regular_hours_volume) AS regular_hours_volume,
+       SUM(extended_hours_volume) AS extended_hours_volume
+FROM venue_shares
+GROUP BY trade_date, symbol
+ORDER BY trade_date, symbol"""
 
 
 def insert_daily_metrics_sql(date_count: int, paramstyle: Paramstyle = "qmark") -> str:
