@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_spine_script_end_to_end(tmp_path):
         missing.stderr.startswith("error: unknown pipeline") and "Traceback" not in missing.stderr
     )
     version = run(["--version"], tmp_path)
-    assert "market-spine-basic 0.1.1" in version.stdout
+    assert f"market-spine-basic {metadata.version('market-spine-basic')}" in version.stdout
 
 
 def test_otc_demo_script(tmp_path):
