@@ -318,3 +318,31 @@ def test_otc_demo_honours_db_option(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"database: {url}" in result.stdout
     assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "spine.db").exists()
+
+
+def test_a_higher_tier_command_says_what_to_install(cli, monkeypatch):
+    from spine_basic.tier import TIER
+
+    monkeypatch.setattr("spine_basic.cli.app.installed_tiers", lambda: [TIER])
+    assert_one_line_error(
+        cli("worker", "start"),
+        r"error: spine worker needs market-spine-intermediate \(active tier: basic\); "
+        r"install it with: pip install market-spine-intermediate",
+    )
+    assert_one_line_error(cli("dlq", "list"), r"error: spine dlq needs market-spine-advanced")
+
+
+def test_a_higher_tier_that_is_installed_but_not_active_is_named(cli, monkeypatch):
+    from dataclasses import replace
+
+    from spine_basic.tier import TIER
+
+    intermediate = replace(
+        TIER, name="intermediate", distribution="market-spine-intermediate", rank=20
+    )
+    monkeypatch.setattr("spine_basic.cli.app.installed_tiers", lambda: [TIER, intermediate])
+    monkeypatch.setattr("spine_basic.cli.app.active_tier", lambda name=None: TIER)
+    assert_one_line_error(
+        cli("worker", "start"),
+        r"error: spine worker needs market-spine-intermediate, which is installed but not active",
+    )

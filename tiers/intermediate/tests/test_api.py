@@ -157,3 +157,28 @@ def test_ready_without_worker_is_503(module_pg_url):
         assert r.status_code == 503
         assert any(reason.startswith("worker:") for reason in r.json()["reasons"])
     _ = TIER
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/executions/abc/events"),
+        ("POST", "/executions/abc/cancel"),
+        ("GET", "/dead-letters"),
+        ("POST", "/dead-letters/7/retry"),
+        ("GET", "/health/metrics"),
+    ],
+)
+def test_higher_tier_endpoints_name_what_to_install(client, method, path):
+    response = client.request(method, path)
+    assert response.status_code == 501
+    error = response.json()["error"]
+    assert error["code"] == "missing_capability"
+    assert "needs market-spine-advanced" in error["message"]
+    assert "pip install market-spine-advanced" in error["message"]
+
+
+def test_higher_tier_endpoints_stay_out_of_the_openapi_document(client):
+    documented = set(client.get("/openapi.json").json()["paths"])
+    assert not {p for p in documented if "dead-letters" in p or p.endswith(("/events", "/cancel"))}
+    assert "/health/metrics" not in documented

@@ -30,7 +30,7 @@ from spine_core.status import ExecutionStatus, check_transition
 from spine_core.tier import Runtime, Settings, Tier, active_tier, installed_tiers
 from spine_core.workflow import Step, StepKind, Workflow
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     "Backend",

@@ -22,10 +22,20 @@ from spine_basic.cli.context import (
     is_debug,
     set_env_for_invocation,
 )
-from spine_core.errors import SpineError
+from spine_core.errors import MissingCapability, SpineError
 from spine_core.tier import DATABASE_URL_ENV, TIER_ENV, Tier, active_tier, installed_tiers
 
 BuiltinFactory = Callable[[], list[click.Command]]
+
+COMMANDS_OF_HIGHER_TIERS = {
+    "worker": "market-spine-intermediate",
+    "api": "market-spine-intermediate",
+    "runs": "market-spine-intermediate",
+    "doctor": "market-spine-advanced",
+    "dlq": "market-spine-advanced",
+    "cleanup": "market-spine-full",
+}
+"""Commands a higher tier brings, so asking for one says what to install instead of 'no such'."""
 
 
 def spine_distributions() -> list[tuple[str, str]]:
@@ -107,7 +117,20 @@ class SpineGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command called `cmd_name`, after extensions."""
         self.build_commands()
-        return self.commands.get(cmd_name)
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in COMMANDS_OF_HIGHER_TIERS:
+            raise self._missing_tier(cmd_name, COMMANDS_OF_HIGHER_TIERS[cmd_name])
+        return command
+
+    def _missing_tier(self, cmd_name: str, distribution: str) -> SpineError:
+        tier, tiers = self._active()
+        active = tier.name if tier else "none"
+        if any(t.distribution == distribution for t in tiers):
+            return SpineError(
+                f"spine {cmd_name} needs {distribution}, which is installed but not active "
+                f"(active tier: {active}, chosen by --tier or SPINE_TIER)"
+            )
+        return MissingCapability(f"spine {cmd_name}", distribution, active)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; any error becomes one `error:` line (a traceback with --debug)."""
@@ -155,7 +178,7 @@ def make_main(builtins: BuiltinFactory) -> SpineGroup:
         expose_value=False,
         is_eager=True,
         callback=_set_db,
-        help="Database URL (sets SPINE_DATABASE_URL); default sqlite:///spine.db.",
+        help="Database URL (sets SPINE_DATABASE_URL); default: the active tier's.",
     )
     @click.option(
         "--debug",

@@ -60,6 +60,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+HIGHER_TIER_ENDPOINTS = (
+    ("GET", "/executions/{execution_id}/events", "market-spine-advanced"),
+    ("POST", "/executions/{execution_id}/cancel", "market-spine-advanced"),
+    ("GET", "/dead-letters", "market-spine-advanced"),
+    ("POST", "/dead-letters/{dead_letter_id}/retry", "market-spine-advanced"),
+    ("GET", "/health/metrics", "market-spine-advanced"),
+)
+"""Endpoints a higher tier serves; here they answer 501 naming what to install."""
+
+
 def _error(
     status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
 ) -> JSONResponse:
@@ -352,7 +362,23 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             return JSONResponse(body.model_dump(), status_code=503)
         return body
 
+    for method, path, distribution in HIGHER_TIER_ENDPOINTS:
+        app.add_api_route(
+            path,
+            _needs_tier(f"{method} {path}", distribution, TIER.name),
+            methods=[method],
+            include_in_schema=False,
+        )
+
     return app
+
+
+def _needs_tier(endpoint: str, distribution: str, active_tier: str) -> Any:
+    def handler() -> JSONResponse:
+        missing = MissingCapability(endpoint, distribution, active_tier)
+        return _error(501, "missing_capability", str(missing))
+
+    return handler
 
 
 def _safe(exc: Exception, fallback: str) -> str:
