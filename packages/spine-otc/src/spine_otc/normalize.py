@@ -124,7 +124,8 @@ def normalize_line(raw_line: str) -> Trade | Reject:
             size = _valid_sizes.get(raw_size)
             if size is None:
                 size = _parse_positive(raw_size, "Size", RejectReason.BAD_SIZE)
-                _remember(_valid_sizes)[raw_size] = size
+                if "." not in raw_size:  # whole sizes repeat; fractional ones rarely do
+                    _remember(_valid_sizes)[raw_size] = size
             price = _parse_positive(raw_price, "Price", RejectReason.BAD_PRICE)
         except _Invalid:
             pass  # the full checks below find the first problem and describe it
