@@ -36,6 +36,9 @@ _KIND_LABEL = {
 }
 
 
+_KIND_ORDER = {kind: position for position, kind in enumerate(StepKind)}
+
+
 def require_capabilities(
     workflow: Workflow,
     capabilities: frozenset[Capability],
@@ -48,7 +51,7 @@ def require_capabilities(
     name raises `UnknownPipeline` here rather than half-way through the run).
     """
     for wf in [workflow, *(named_sub_workflows(workflow, registry) if registry else [])]:
-        for kind in sorted(wf.kinds(), key=lambda k: list(StepKind).index(k)):
+        for kind in sorted(wf.kinds(), key=_KIND_ORDER.__getitem__):
             needed = REQUIRED_CAPABILITY[kind]
             if needed not in capabilities:
                 raise MissingCapability(_KIND_LABEL[kind], INTRODUCED_BY[needed], tier)

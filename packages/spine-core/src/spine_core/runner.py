@@ -35,10 +35,10 @@ class ExecutionRunner:
     resources: Resources = field(default_factory=Resources)
     observers: ObserverFactory = lambda execution: ()
 
-    def run(self, execution_id: str, *, claimed: bool = False) -> Execution:
-        """Run to a final status. With `claimed`, the caller already moved it to running."""
-        execution = self.store.get_execution(execution_id)
-        if not claimed:
+    def run(self, execution_id: str, *, claimed: Execution | None = None) -> Execution:
+        """Run to a final status. `claimed` is the row a worker already moved to running."""
+        execution = claimed
+        if execution is None:
             try:
                 execution = self.store.transition(execution_id, ExecutionStatus.RUNNING)
             except IllegalTransition:
@@ -56,7 +56,7 @@ class ExecutionRunner:
                 tier=self.tier,
                 resources=self.resources,
                 observers=tuple(self.observers(execution)),
-                cancel_requested=lambda: self._cancel_requested(execution_id),
+                cancel_requested=self._cancel_probe(execution_id),
             )
             result = engine.run(workflow, execution.params, run_id=execution.id)
         except Exception as exc:
@@ -83,8 +83,11 @@ class ExecutionRunner:
             result.to_dict(),
         )
 
-    def _cancel_requested(self, execution_id: str) -> bool:
-        return self.store.get_execution(execution_id).status is ExecutionStatus.CANCELLING
+    def _cancel_probe(self, execution_id: str) -> Callable[[], bool]:
+        """Ask the ledger between steps, but only where a running execution can be cancelled."""
+        if Capability.CANCEL not in self.capabilities:
+            return lambda: False
+        return lambda: self.store.get_execution(execution_id).status is ExecutionStatus.CANCELLING
 
     def _finish_failed(
         self, execution_id: str, error: str, category: ErrorCategory, result: dict | None = None

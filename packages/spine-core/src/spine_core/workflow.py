@@ -167,20 +167,19 @@ class Workflow:
                     f"workflow {self.name!r} has two steps named {step.name!r}"
                 )
             seen.add(step.name)
+        # Steps never change, so the checks every submission repeats are computed once.
+        object.__setattr__(self, "_kinds", frozenset().union(*(s.kinds() for s in self.steps)))
+        object.__setattr__(
+            self, "_pipelines", frozenset().union(*(s.pipelines() for s in self.steps))
+        )
 
     def kinds(self) -> set[StepKind]:
         """Every step kind used, nested ones included."""
-        found: set[StepKind] = set()
-        for step in self.steps:
-            found |= step.kinds()
-        return found
+        return set(self._kinds)  # type: ignore[attr-defined]
 
     def pipelines(self) -> set[str]:
         """Every registered pipeline this workflow runs."""
-        found: set[str] = set()
-        for step in self.steps:
-            found |= step.pipelines()
-        return found
+        return set(self._pipelines)  # type: ignore[attr-defined]
 
     def required_capabilities(self) -> set[Capability]:
         """What a tier must provide to run this workflow."""

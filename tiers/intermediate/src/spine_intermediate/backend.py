@@ -12,7 +12,7 @@ from typing import Any
 
 from spine_core.backend import BackendHealth
 from spine_core.errors import ExecutionNotFound, IllegalTransition
-from spine_core.execution import Lane, utcnow
+from spine_core.execution import Execution, Lane, utcnow
 from spine_core.ports import LedgerStore
 from spine_core.runner import ExecutionRunner
 from spine_core.status import ExecutionStatus
@@ -183,7 +183,7 @@ class LocalBackend:
         if claim is not None:
             execution = claim(execution_id, thread_id)
             if execution is not None:
-                self._run_claimed(execution_id, thread_id)
+                self._run_claimed(execution, thread_id)
                 return
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -199,11 +199,12 @@ class LocalBackend:
                 return
             time.sleep(0.05)
 
-    def _run_claimed(self, execution_id: str, thread_id: str) -> None:
+    def _run_claimed(self, execution: Execution, thread_id: str) -> None:
+        execution_id = execution.id
         with self._lock:
             self._in_flight[execution_id] = thread_id
         try:
-            self.runner.run(execution_id, claimed=True)
+            self.runner.run(execution_id, claimed=execution)
             self.completed += 1
         except IllegalTransition:
             log.warning(
@@ -232,7 +233,7 @@ class LocalBackend:
                 continue
             delay = self.poll_interval
             log.debug("worker %s claimed %s (%s)", thread_id, execution.id, execution.name)
-            self._run_claimed(execution.id, thread_id)
+            self._run_claimed(execution, thread_id)
 
     def _beat(self) -> None:
         self._reap()
