@@ -182,3 +182,10 @@ def test_higher_tier_endpoints_stay_out_of_the_openapi_document(client):
     documented = set(client.get("/openapi.json").json()["paths"])
     assert not {p for p in documented if "dead-letters" in p or p.endswith(("/events", "/cancel"))}
     assert "/health/metrics" not in documented
+
+
+def test_the_metrics_schema_is_the_domain_s_field_list():
+    from spine_intermediate.api.models import MetricsRow
+    from spine_otc.metrics import METRIC_FIELDS
+
+    assert tuple(MetricsRow.model_fields) == METRIC_FIELDS
