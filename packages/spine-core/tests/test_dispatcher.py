@@ -304,3 +304,19 @@ def test_a_backend_that_refuses_work_leaves_no_pending_row(store, registry):
     assert execution.status is ExecutionStatus.FAILED
     assert execution.error_category == "INFRASTRUCTURE"
     assert "broker unreachable" in execution.error
+
+
+def test_a_failed_step_with_an_unstorable_output_still_ends_failed(store, registry):
+    from decimal import Decimal
+
+    registry.add(
+        Workflow(
+            "decimal_failure",
+            (Step.lambda_("x", lambda c: StepResult.fail("bad", output={"v": Decimal("1.5")})),),
+        )
+    )
+    runner = ExecutionRunner(store, registry, BASIC, "t")
+    dispatcher = Dispatcher(store, InlineBackend(runner), registry, BASIC, "t")
+    execution = dispatcher.submit("decimal_failure")
+    assert execution.status is ExecutionStatus.FAILED
+    assert "not stored" in execution.result["steps"][0]["output"]

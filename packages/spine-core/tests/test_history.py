@@ -74,3 +74,32 @@ def test_failed_run_records_the_failing_step(store, registry):
     assert failed.status == "failed" and failed.category == ErrorCategory.DATA_QUALITY.value
     assert failed.detail["gates"][0]["observed"] == 0.9
     assert failed.detail["output"] is None
+
+
+def test_a_cancelled_run_is_recorded_as_cancelled(store, registry):
+    advanced = capabilities_up_to("market-spine-advanced")
+    holder = {}
+
+    def cancel_me(ctx):
+        holder["dispatcher"].cancel(ctx.run_id)
+        return "asked"
+
+    registry.add(Workflow("stopped", (Step.lambda_("a", cancel_me), Step.lambda_("b", len))))
+    runner = ExecutionRunner(
+        store, registry, advanced, "t", observers=lambda e: [HistoryObserver(store, e.id)]
+    )
+    holder["dispatcher"] = Dispatcher(store, InlineBackend(runner), registry, advanced, "t")
+    execution = holder["dispatcher"].submit("stopped")
+    assert execution.status.value == "cancelled"
+    (head,) = store.list_runs(workflow="stopped")
+    assert head.status == "cancelled"
+
+
+def test_a_step_that_reports_cancelled_unasked_ends_failed_not_stuck(store, registry):
+    workflow = Workflow(
+        "gave_up",
+        (Step.lambda_("a", lambda ctx: StepResult.fail("stop", ErrorCategory.CANCELLED)),),
+    )
+    execution = run(store, registry, workflow)
+    assert execution.status.value == "failed"
+    assert execution.error_category == "CANCELLED"

@@ -10,12 +10,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from spine_core.capabilities import INTRODUCED_BY, Capability
-from spine_core.context import WorkflowContext, thaw
+from spine_core.context import WorkflowContext, freeze, thaw
 from spine_core.errors import ErrorCategory, InvalidParams, MissingCapability, SpineError
 from spine_core.execution import utcnow
 from spine_core.quality import failed_error_gates
@@ -243,6 +243,13 @@ class WorkflowEngine:
                     step_run.finished_at,
                     step_run.duration_ms,
                 )
+        elif result.output is not None:
+            try:
+                freeze(result.output)
+            except TypeError as exc:
+                # The ledger stores results as JSON; an unstorable output must not stop the
+                # failure itself from being recorded.
+                step_run = replace(step_run, result=replace(result, output=f"(not stored: {exc})"))
         runs.append(step_run)
         self._notify("step_finished", run_id, step_run, ctx)
         return step_run, ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from spine_core.context import WorkflowContext, thaw
 from spine_core.engine import StepRun, WorkflowRunResult
+from spine_core.errors import ErrorCategory
 from spine_core.ports import RunHistoryStore, StepRunRecord
 from spine_core.workflow import StepKind, Workflow
 
@@ -54,5 +55,10 @@ class HistoryObserver:
 
     def run_finished(self, result: WorkflowRunResult) -> None:
         """Close the run row."""
-        status = "completed" if result.succeeded else "failed"
+        if result.succeeded:
+            status = "completed"
+        elif result.category is ErrorCategory.CANCELLED:
+            status = "cancelled"
+        else:
+            status = "failed"
         self.store.record_run_finished(result.run_id, status, result.error)

@@ -69,13 +69,16 @@ class ExecutionRunner:
                 execution_id, ExecutionStatus.COMPLETED, result=result.to_dict()
             )
         if result.category is ErrorCategory.CANCELLED:
-            return self.store.transition(
-                execution_id,
-                ExecutionStatus.CANCELLED,
-                error=result.error,
-                error_category=result.category.value,
-                result=result.to_dict(),
-            )
+            try:
+                return self.store.transition(
+                    execution_id,
+                    ExecutionStatus.CANCELLED,
+                    error=result.error,
+                    error_category=result.category.value,
+                    result=result.to_dict(),
+                )
+            except IllegalTransition:
+                pass  # nobody asked to cancel: a step that gave up on its own has failed
         return self._finish_failed(
             execution_id,
             result.error or "failed",
