@@ -29,6 +29,36 @@ _COLUMNS = (
 )
 
 
+_INSERT_EXECUTION = (
+    f"INSERT INTO executions ({_COLUMNS}) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL)"
+)
+_SELECT_EXECUTION = f"SELECT {_COLUMNS} FROM executions WHERE id = ?"
+# One constant statement for every transition, so sqlite3 reuses its prepared statement.
+_UPDATE_STATUS = f"""
+UPDATE executions SET
+    status = :status,
+    updated_at = :now,
+    started_at = CASE WHEN :running THEN :now ELSE started_at END,
+    worker_id = CASE WHEN :running THEN :worker_id ELSE worker_id END,
+    finished_at = CASE WHEN :terminal THEN :now ELSE finished_at END,
+    error = COALESCE(:error, error),
+    error_category = COALESCE(:error_category, error_category),
+    result = COALESCE(:result, result)
+WHERE id = :id
+RETURNING {_COLUMNS}
+"""
+# seq = max + 1 in the same statement (the (execution_id, seq) primary key makes it an index
+# lookup); the caller holds SQLite's write lock, so nobody else appends in between.
+_INSERT_EVENT = (
+    "INSERT INTO execution_events "
+    "(execution_id, seq, event_type, created_at, payload, dedupe_key) "
+    "VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM execution_events WHERE execution_id = ?1), "
+    "?2, ?3, ?4, ?5) RETURNING seq"
+)
+_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
+
+
 def _row_to_execution(row: tuple) -> Execution:
     (
         id_,
@@ -112,18 +142,20 @@ class SqliteLedgerStore:
     def create_execution(self, new: NewExecution) -> Execution:
         """Insert a pending execution and its `created` event in one transaction."""
         now = to_db_time(utcnow())
+        params = json.dumps(dict(new.params))
+        lane = Lane(new.lane)
+        trigger = TriggerSource(new.trigger_source)
         try:
             with self.database.transaction() as conn:
                 conn.execute(
-                    f"INSERT INTO executions ({_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL)",
+                    _INSERT_EXECUTION,
                     (
                         new.id,
                         new.name,
-                        json.dumps(dict(new.params)),
+                        params,
                         ExecutionStatus.PENDING.value,
-                        Lane(new.lane).value,
-                        TriggerSource(new.trigger_source).value,
+                        lane.value,
+                        trigger.value,
                         new.logical_key,
                         new.parent_execution_id,
                         new.retry_count,
@@ -133,11 +165,26 @@ class SqliteLedgerStore:
                     ),
                 )
                 self._insert_event(conn, new.id, EventType.CREATED, {"name": new.name}, None, now)
-                return self._get(conn, new.id)
         except sqlite3.IntegrityError as exc:
             if "executions.id" in str(exc):
                 raise ValueError(f"execution {new.id} already exists") from None
             raise
+        # Exactly the row just written, built here instead of read back.
+        created_at = from_db_time(now)
+        return Execution(
+            id=new.id,
+            name=new.name,
+            params=json.loads(params),
+            status=ExecutionStatus.PENDING,
+            lane=lane,
+            trigger_source=trigger,
+            logical_key=new.logical_key,
+            parent_execution_id=new.parent_execution_id,
+            retry_count=new.retry_count,
+            backend=new.backend,
+            created_at=created_at,  # type: ignore[arg-type]
+            updated_at=created_at,  # type: ignore[arg-type]
+        )
 
     def get_execution(self, execution_id: str) -> Execution:
         """The execution, or `ExecutionNotFound`."""
@@ -145,12 +192,15 @@ class SqliteLedgerStore:
             return self._get(self.database.conn, execution_id)
 
     def _get(self, conn: sqlite3.Connection, execution_id: str) -> Execution:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
-        ).fetchone()
+        row = conn.execute(_SELECT_EXECUTION, (execution_id,)).fetchone()
         if row is None:
             raise ExecutionNotFound(execution_id)
         return _row_to_execution(row)
+
+    def _require(self, conn: sqlite3.Connection, execution_id: str) -> None:
+        """`ExecutionNotFound` unless the execution exists (no row read, no JSON parsed)."""
+        if conn.execute(_EXISTS, (execution_id,)).fetchone() is None:
+            raise ExecutionNotFound(execution_id)
 
     def list_executions(self, flt: ExecutionFilter) -> list[Execution]:
         """Newest first, filtered, at most `flt.limit`; `flt.before_id` pages."""
@@ -217,33 +267,37 @@ class SqliteLedgerStore:
         result: Mapping[str, Any] | None,
         payload: Mapping[str, Any] | None,
         worker_id: str | None,
+        current: ExecutionStatus | str | None = None,
     ) -> Execution:
-        current = self._get(conn, execution_id)
-        check_transition(current.status, to)
+        """The caller holds the write lock; `current` is the status it already read under it."""
+        if current is None:
+            row = conn.execute(
+                "SELECT status FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+            if row is None:
+                raise ExecutionNotFound(execution_id)
+            current = row[0]
+        check_transition(ExecutionStatus(current), to)
         now = to_db_time(utcnow())
-        sets = ["status = ?", "updated_at = ?"]
-        args: list[Any] = [to.value, now]
-        if to is ExecutionStatus.RUNNING:
-            sets += ["started_at = ?", "worker_id = ?"]
-            args += [now, worker_id]
-        if is_terminal(to):
-            sets.append("finished_at = ?")
-            args.append(now)
-        if error is not None:
-            sets.append("error = ?")
-            args.append(error)
-        if error_category is not None:
-            sets.append("error_category = ?")
-            args.append(str(error_category))
-        if result is not None:
-            sets.append("result = ?")
-            args.append(json.dumps(dict(result), default=str))
-        conn.execute(f"UPDATE executions SET {', '.join(sets)} WHERE id = ?", [*args, execution_id])
+        rows = conn.execute(
+            _UPDATE_STATUS,
+            {
+                "id": execution_id,
+                "status": to.value,
+                "now": now,
+                "running": to is ExecutionStatus.RUNNING,
+                "worker_id": worker_id,
+                "terminal": is_terminal(to),
+                "error": error,
+                "error_category": None if error_category is None else str(error_category),
+                "result": None if result is None else json.dumps(dict(result), default=str),
+            },
+        ).fetchall()
         event_payload = dict(payload or {})
         if error:
             event_payload.setdefault("error", error)
         self._insert_event(conn, execution_id, STATUS_EVENTS[to], event_payload, None, now)
-        return self._get(conn, execution_id)
+        return _row_to_execution(rows[0])
 
     # -- events -------------------------------------------------------------------------------
 
@@ -256,17 +310,11 @@ class SqliteLedgerStore:
         dedupe_key: str | None,
         created_at: str,
     ) -> ExecutionEvent:
-        seq = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM execution_events WHERE execution_id = ?",
-            (execution_id,),
-        ).fetchone()[0]
         body = json.dumps(dict(payload), default=str)
-        conn.execute(
-            "INSERT INTO execution_events "
-            "(execution_id, seq, event_type, created_at, payload, dedupe_key) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (execution_id, seq, EventType(event_type).value, created_at, body, dedupe_key),
-        )
+        seq = conn.execute(
+            _INSERT_EVENT,
+            (execution_id, EventType(event_type).value, created_at, body, dedupe_key),
+        ).fetchall()[0][0]
         return ExecutionEvent(
             execution_id,
             seq,
@@ -286,7 +334,7 @@ class SqliteLedgerStore:
     ) -> ExecutionEvent:
         """Append a non-status event; a repeated `dedupe_key` returns the first."""
         with self.database.transaction() as conn:
-            self._get(conn, execution_id)
+            self._require(conn, execution_id)
             if dedupe_key is not None:
                 row = conn.execute(
                     "SELECT execution_id, seq, event_type, created_at, payload, dedupe_key "
@@ -308,7 +356,7 @@ class SqliteLedgerStore:
         """An execution's events in `seq` order."""
         with self.database.lock:
             conn = self.database.conn
-            self._get(conn, execution_id)
+            self._require(conn, execution_id)
             rows = conn.execute(
                 "SELECT execution_id, seq, event_type, created_at, payload, dedupe_key "
                 "FROM execution_events WHERE execution_id = ? ORDER BY seq",
@@ -322,7 +370,7 @@ class SqliteLedgerStore:
         self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None
     ) -> Execution | None:
         """Atomically move the oldest queued execution to running for this worker."""
-        sql = "SELECT id FROM executions WHERE status = 'queued'"
+        sql = "SELECT id, status FROM executions WHERE status = 'queued'"
         args: list[Any] = []
         if lanes is not None:
             if not lanes:
@@ -343,6 +391,7 @@ class SqliteLedgerStore:
                 result=None,
                 payload=None,
                 worker_id=worker_id,
+                current=row[1],
             )
 
     def count_by_status(self) -> dict[str, int]:
