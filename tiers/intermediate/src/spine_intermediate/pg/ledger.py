@@ -31,6 +31,47 @@ _COLUMNS = (
     "worker_id"
 )
 
+# The execution row and its `created` event in one statement: one round trip, atomic on its own.
+_CREATE = f"""
+WITH created AS (
+    INSERT INTO executions (id, name, params, status, lane, trigger_source, logical_key,
+        parent_execution_id, backend, retry_count, created_at, updated_at)
+    VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10::timestamptz, $10::timestamptz)
+    RETURNING {_COLUMNS}
+), event AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, 1, 'created', $11::jsonb, NULL, created_at FROM created
+)
+SELECT {_COLUMNS} FROM created
+"""
+
+# The row update and its status event in one statement. Run after `SELECT ... FOR UPDATE` in
+# the same transaction, so this statement's snapshot already sees every earlier event of the
+# execution and `max(seq) + 1` cannot collide.
+_TRANSITION = f"""
+WITH changed AS (
+    UPDATE executions SET
+        status = $2,
+        updated_at = $3,
+        started_at = CASE WHEN $4 THEN $3 ELSE started_at END,
+        finished_at = CASE WHEN $5 THEN $3 ELSE finished_at END,
+        error = COALESCE($6, error),
+        error_category = COALESCE($7, error_category),
+        result = COALESCE($8::jsonb, result),
+        worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
+        heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END
+    WHERE id = $1
+    RETURNING {_COLUMNS}
+), event AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id,
+           (SELECT COALESCE(MAX(seq), 0) + 1 FROM execution_events WHERE execution_id = $1),
+           $10, $11::jsonb, NULL, $3
+    FROM changed
+)
+SELECT {_COLUMNS} FROM changed
+"""
+
 
 def _execution(row: Mapping[str, Any]) -> Execution:
     return Execution(
@@ -147,33 +188,23 @@ class PostgresLedgerStore:
         return self.db.call(self._create_execution(new))
 
     async def _create_execution(self, new: NewExecution) -> Execution:
-        now = utcnow()
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            try:
-                row = await conn.fetchrow(
-                    f"""
-                    INSERT INTO executions (id, name, params, status, lane, trigger_source,
-                        logical_key, parent_execution_id, backend, retry_count, created_at,
-                        updated_at)
-                    VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10)
-                    RETURNING {_COLUMNS}
-                    """,
-                    new.id,
-                    new.name,
-                    dict(new.params),
-                    new.lane.value,
-                    new.trigger_source.value,
-                    new.logical_key,
-                    new.parent_execution_id,
-                    new.backend,
-                    new.retry_count,
-                    now,
-                )
-            except asyncpg.UniqueViolationError:
-                raise ValueError(f"execution {new.id} already exists") from None
-            await _append_event(
-                conn, new.id, EventType.CREATED.value, {"name": new.name}, None, now
+        try:
+            row = await self.db.pool.fetchrow(
+                _CREATE,
+                new.id,
+                new.name,
+                dict(new.params),
+                new.lane.value,
+                new.trigger_source.value,
+                new.logical_key,
+                new.parent_execution_id,
+                new.backend,
+                new.retry_count,
+                utcnow(),
+                {"name": new.name},
             )
+        except asyncpg.UniqueViolationError:
+            raise ValueError(f"execution {new.id} already exists") from None
         return _execution(row)
 
     def get_execution(self, execution_id: str) -> Execution:
@@ -248,51 +279,45 @@ class PostgresLedgerStore:
         payload: Mapping[str, Any] | None,
         worker_id: str | None,
         conn: asyncpg.Connection | None = None,
+        current: str | None = None,
     ) -> Execution:
+        """Check and apply one status change with its event.
+
+        Without `conn`, in its own transaction; with it, `current` may be the status the caller
+        already read under the row lock (then the lock is not taken again).
+        """
         if conn is None:
             async with self.db.pool.acquire() as conn, conn.transaction():
                 return await self._transition(
                     execution_id, to, error, error_category, result, payload, worker_id, conn
                 )
-        status = await conn.fetchval(
-            "SELECT status FROM executions WHERE id = $1 FOR UPDATE", execution_id
-        )
-        if status is None:
-            raise ExecutionNotFound(execution_id)
-        check_transition(status, to)
-        now = utcnow()
+        if current is None:
+            current = await conn.fetchval(
+                "SELECT status FROM executions WHERE id = $1 FOR UPDATE", execution_id
+            )
+            if current is None:
+                raise ExecutionNotFound(execution_id)
+        check_transition(current, to)
         running = to is ExecutionStatus.RUNNING
+        event_payload = dict(payload or {})
+        if error:
+            event_payload.setdefault("error", error)
+        if running and worker_id:
+            event_payload.setdefault("worker_id", worker_id)
         row = await conn.fetchrow(
-            f"""
-            UPDATE executions SET
-                status = $2,
-                updated_at = $3,
-                started_at = CASE WHEN $4 THEN $3 ELSE started_at END,
-                finished_at = CASE WHEN $5 THEN $3 ELSE finished_at END,
-                error = COALESCE($6, error),
-                error_category = COALESCE($7, error_category),
-                result = COALESCE($8::jsonb, result),
-                worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
-                heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END
-            WHERE id = $1
-            RETURNING {_COLUMNS}
-            """,
+            _TRANSITION,
             execution_id,
             to.value,
-            now,
+            utcnow(),
             running,
             is_terminal(to),
             error,
             error_category,
             dict(result) if result is not None else None,
             worker_id,
+            STATUS_EVENTS[to].value,
+            event_payload,
         )
-        event_payload = dict(payload or {})
-        if error:
-            event_payload.setdefault("error", error)
-        if running and worker_id:
-            event_payload.setdefault("worker_id", worker_id)
-        await _append_event(conn, execution_id, STATUS_EVENTS[to].value, event_payload, None, now)
         return _execution(row)
 
     def append_event(
@@ -366,26 +391,35 @@ class PostgresLedgerStore:
     ) -> Execution | None:
         async with self.db.pool.acquire() as conn, conn.transaction():
             if execution_id is not None:
-                picked = await conn.fetchval(
-                    "SELECT id FROM executions WHERE id = $1 AND status = 'queued' "
+                picked = await conn.fetchrow(
+                    "SELECT id, status FROM executions WHERE id = $1 AND status = 'queued' "
                     "FOR UPDATE SKIP LOCKED",
                     execution_id,
                 )
             elif lanes:
-                picked = await conn.fetchval(
-                    "SELECT id FROM executions WHERE status = 'queued' AND lane = ANY($1::text[]) "
-                    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                picked = await conn.fetchrow(
+                    "SELECT id, status FROM executions WHERE status = 'queued' "
+                    "AND lane = ANY($1::text[]) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
                     [Lane(lane).value for lane in lanes],
                 )
             else:
-                picked = await conn.fetchval(
-                    "SELECT id FROM executions WHERE status = 'queued' "
+                picked = await conn.fetchrow(
+                    "SELECT id, status FROM executions WHERE status = 'queued' "
                     "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
                 )
             if picked is None:
                 return None
+            # Locked and read just now: the transition need not lock and read it again.
             return await self._transition(
-                picked, ExecutionStatus.RUNNING, None, None, None, None, worker_id, conn
+                picked["id"],
+                ExecutionStatus.RUNNING,
+                None,
+                None,
+                None,
+                None,
+                worker_id,
+                conn,
+                picked["status"],
             )
 
     def count_by_status(self) -> dict[str, int]:
@@ -577,6 +611,7 @@ class PostgresLedgerStore:
                     },
                     None,
                     conn,
+                    current["status"],
                 )
                 done.append(row["id"])
         return done
