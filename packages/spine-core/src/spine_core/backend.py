@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from spine_core.execution import Execution
 from spine_core.runner import ExecutionRunner
 
 
@@ -23,8 +24,12 @@ class Backend(Protocol):
 
     name: str
 
-    def submit(self, execution_id: str) -> None:
-        """Take a persisted (pending) execution; run it now or queue it."""
+    def submit(self, execution_id: str) -> Execution | None:
+        """Take a persisted (pending) execution; run it now or queue it.
+
+        May return the row as its own last ledger write left it (the dispatcher then returns
+        that instead of reading the row again); None means "read it back".
+        """
 
     def cancel(self, execution_id: str) -> None:
         """Ask a running execution to stop; the ledger already says `cancelling`."""
@@ -47,9 +52,9 @@ class InlineBackend:
     def __init__(self, runner: ExecutionRunner) -> None:
         self.runner = runner
 
-    def submit(self, execution_id: str) -> None:
-        """Run now; returns when the execution has completed or failed."""
-        self.runner.run(execution_id)
+    def submit(self, execution_id: str) -> Execution:
+        """Run now; returns the final row once the execution has completed or failed."""
+        return self.runner.run(execution_id)
 
     def cancel(self, execution_id: str) -> None:
         """Inline runs check the ledger between steps, so nothing else is needed."""

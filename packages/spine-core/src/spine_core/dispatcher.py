@@ -46,6 +46,7 @@ class Dispatcher:
         """Check everything that can be checked up front, persist, then hand to the backend.
 
         Unknown names, bad params and missing capabilities fail here, before any row exists.
+        Returns the row as the backend left it (read back only if the backend returns nothing).
         """
         workflow = self.registry.resolve(name)
         require_capabilities(workflow, self.capabilities, self.tier, self.registry)
@@ -68,10 +69,12 @@ class Dispatcher:
             )
         )
         try:
-            self.backend.submit(execution.id)
+            after = self.backend.submit(execution.id)
         except Exception as exc:
             self._fail_unsubmitted(execution.id, exc)
             raise
+        if isinstance(after, Execution) and after.id == execution.id:
+            return after
         return self.store.get_execution(execution.id)
 
     def get(self, execution_id: str) -> Execution:

@@ -74,14 +74,18 @@ class LocalBackend:
 
     # -- Backend ----------------------------------------------------------------------------
 
-    def submit(self, execution_id: str) -> None:
-        """Move the execution to `queued` (event `queued`) and wake an idle worker."""
-        self.store.transition(execution_id, ExecutionStatus.QUEUED)
+    def submit(self, execution_id: str) -> Execution | None:
+        """Move the execution to `queued` (event `queued`) and wake an idle worker.
+
+        Returns the queued row (or, with `run_on_submit`, the finished one when this thread ran
+        it), so the dispatcher need not read it again.
+        """
+        queued = self.store.transition(execution_id, ExecutionStatus.QUEUED)
         if self.run_on_submit:
-            self.run_now(execution_id)
-            return
+            return self.run_now(execution_id)
         with self._wake:
             self._wake.notify()
+        return queued
 
     def cancel(self, execution_id: str) -> None:
         """Running executions see `cancelling` in the ledger between steps; nothing else to do."""
@@ -173,18 +177,18 @@ class LocalBackend:
 
     # -- running ----------------------------------------------------------------------------
 
-    def run_now(self, execution_id: str, *, timeout: float | None = None) -> None:
+    def run_now(self, execution_id: str, *, timeout: float | None = None) -> Execution | None:
         """Claim this one execution and run it in the calling thread (`spine run`).
 
-        If another worker already claimed it, wait for that worker to finish it.
+        If another worker already claimed it, wait for that worker to finish it. Returns the
+        final row when this thread ran it, else None.
         """
         claim = getattr(self.store, "claim", None)
         thread_id = f"{self.worker_id}/inline"
         if claim is not None:
             execution = claim(execution_id, thread_id)
             if execution is not None:
-                self._run_claimed(execution, thread_id)
-                return
+                return self._run_claimed(execution, thread_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self.store.get_execution(execution_id).status
@@ -194,18 +198,19 @@ class LocalBackend:
                 ExecutionStatus.PENDING,
                 ExecutionStatus.CANCELLING,
             ):
-                return
+                return None
             if deadline is not None and time.monotonic() > deadline:
-                return
+                return None
             time.sleep(0.05)
 
-    def _run_claimed(self, execution: Execution, thread_id: str) -> None:
+    def _run_claimed(self, execution: Execution, thread_id: str) -> Execution | None:
         execution_id = execution.id
         with self._lock:
             self._in_flight[execution_id] = thread_id
         try:
-            self.runner.run(execution_id, claimed=execution)
+            finished = self.runner.run(execution_id, claimed=execution)
             self.completed += 1
+            return finished
         except IllegalTransition:
             log.warning(
                 "execution %s was handed back while running; its result is dropped", execution_id
@@ -215,6 +220,7 @@ class LocalBackend:
         finally:
             with self._lock:
                 self._in_flight.pop(execution_id, None)
+        return None
 
     def _work(self, thread_id: str) -> None:
         delay = self.poll_interval
