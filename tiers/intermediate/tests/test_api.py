@@ -189,3 +189,11 @@ def test_the_metrics_schema_is_the_domain_s_field_list():
     from spine_otc.metrics import METRIC_FIELDS
 
     assert tuple(MetricsRow.model_fields) == METRIC_FIELDS
+
+
+@pytest.mark.parametrize("path", ["/otc/metrics/daily", "/otc/trades"])
+def test_a_symbol_outside_the_domain_rule_is_422_naming_the_field(client, path):
+    response = client.get(path, params={"symbol": "bad symbol!"})
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"][0]["field"] == "query.symbol"
+    assert client.get(path, params={"symbol": "BRK.B"}).status_code == 200

@@ -44,6 +44,7 @@ from spine_intermediate.api.models import (
     TradeRow,
     TradesPage,
 )
+from spine_otc.layout import SYMBOL_PATTERN
 from spine_otc.store import OtcStore
 
 log = logging.getLogger("spine.api")
@@ -59,6 +60,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Invalid parameters (the field is named)"},
 }
 
+
+SymbolQuery = Annotated[str | None, Query(max_length=14, pattern=f"^{SYMBOL_PATTERN.pattern}$")]
+"""A symbol filter, validated by the domain's own rule."""
+DateQuery = Annotated[date | None, Query(alias="date")]
+OffsetQuery = Annotated[int, Query(ge=0)]
 
 HIGHER_TIER_ENDPOINTS = (
     ("GET", "/executions/{execution_id}/events", "market-spine-advanced"),
@@ -264,12 +270,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         summary="Daily OTC metrics by date and symbol",
     )
     def metrics_daily(
-        symbol: Annotated[str | None, Query(max_length=14, pattern=r"^[A-Z0-9./]{1,14}$")] = None,
-        date_: Annotated[date | None, Query(alias="date")] = None,
+        symbol: SymbolQuery = None,
+        date_: DateQuery = None,
         from_: Annotated[date | None, Query(alias="from")] = None,
         to: date | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: OffsetQuery = 0,
     ) -> MetricsPage:
         if date_ is not None and (from_ is not None or to is not None):
             return _error(
@@ -297,11 +303,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         summary="Normalized OTC trades",
     )
     def trades(
-        symbol: Annotated[str | None, Query(max_length=14, pattern=r"^[A-Z0-9./]{1,14}$")] = None,
-        date_: Annotated[date | None, Query(alias="date")] = None,
+        symbol: SymbolQuery = None,
+        date_: DateQuery = None,
         venue: Annotated[str | None, Query(max_length=1, pattern=r"^[A-Z]$")] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: OffsetQuery = 0,
     ) -> TradesPage:
         store: OtcStore = rt().resources.get(OtcStore)
         rows = store.query_trades(
