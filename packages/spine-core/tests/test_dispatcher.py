@@ -21,7 +21,7 @@ from spine_core.errors import (
     UnknownPipeline,
 )
 from spine_core.events import EventType
-from spine_core.execution import ExecutionFilter, Lane, TriggerSource
+from spine_core.execution import Execution, ExecutionFilter, Lane, TriggerSource
 from spine_core.registry import PipelineContext, pipeline
 from spine_core.results import StepResult
 from spine_core.runner import ExecutionRunner
@@ -49,6 +49,7 @@ class SpyBackend:
     """Records what the ledger looked like when work was handed over, then runs inline."""
 
     name = "spy"
+    creates_as = ExecutionStatus.PENDING
 
     def __init__(self, runner: ExecutionRunner, run: bool = True) -> None:
         self.inline = InlineBackend(runner)
@@ -56,12 +57,11 @@ class SpyBackend:
         self.seen: list[tuple[str, ExecutionStatus]] = []
         self.cancelled: list[str] = []
 
-    def submit(self, execution_id: str) -> None:
+    def submit(self, execution_id: str) -> Execution | None:
         self.seen.append(
             (execution_id, self.inline.runner.store.get_execution(execution_id).status)
         )
-        if self.run:
-            self.inline.submit(execution_id)
+        return self.inline.submit(execution_id) if self.run else None
 
     def cancel(self, execution_id: str) -> None:
         self.cancelled.append(execution_id)

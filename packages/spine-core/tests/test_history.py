@@ -7,6 +7,7 @@ from spine_core.capabilities import capabilities_up_to
 from spine_core.dispatcher import Dispatcher
 from spine_core.errors import ErrorCategory
 from spine_core.history import HistoryObserver
+from spine_core.memory import InMemoryLedgerStore
 from spine_core.quality import Gate, QualityMetrics
 from spine_core.results import StepResult
 from spine_core.runner import ExecutionRunner
@@ -103,3 +104,35 @@ def test_a_step_that_reports_cancelled_unasked_ends_failed_not_stuck(store, regi
     execution = run(store, registry, workflow)
     assert execution.status.value == "failed"
     assert execution.error_category == "CANCELLED"
+
+
+class CountingHistory(InMemoryLedgerStore):
+    """Remembers each batch `record` was given, and what history held when it came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def record(self, entries):
+        self.batches.append([type(e).__name__ for e in entries])
+        super().record(entries)
+
+
+def test_a_one_step_run_writes_its_history_in_one_batch(registry):
+    store = CountingHistory()
+    run(store, registry, Workflow("one", (Step.lambda_("a", lambda ctx: 1),)))
+    assert store.batches == [["RunStarted", "StepRunRecord", "RunFinished"]]
+
+
+def test_a_running_workflow_shows_finished_steps_before_the_next_one_starts(registry):
+    store = CountingHistory()
+    seen = {}
+
+    def look(ctx):
+        seen["rows"] = [r.step for r in store.get_run(ctx.run_id)]
+        return "looked"
+
+    steps = (Step.lambda_("a", lambda ctx: 1), Step.lambda_("b", look))
+    run(store, registry, Workflow("two", steps))
+    assert seen["rows"] == [None, "a"]
+    assert store.batches == [["RunStarted", "StepRunRecord"], ["StepRunRecord", "RunFinished"]]

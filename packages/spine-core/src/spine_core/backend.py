@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from spine_core.execution import Execution
 from spine_core.runner import ExecutionRunner
+from spine_core.status import ExecutionStatus
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,16 @@ class Backend(Protocol):
     """Where persisted executions run: inline, a thread pool, Celery, a plugin."""
 
     name: str
+    creates_as: ExecutionStatus
+    """The status the dispatcher creates this backend's executions in: `pending` for a backend
+    that takes them from there itself, `queued` for one whose workers claim from the ledger
+    (the row and both events are then one write instead of two)."""
 
     def submit(self, execution_id: str) -> Execution | None:
-        """Take a persisted (pending) execution; run it now or queue it.
+        """Take a persisted execution, in `creates_as` status; run it now or queue it.
 
-        May return the row as its own last ledger write left it (the dispatcher then returns
-        that instead of reading the row again); None means "read it back".
+        Returns the row as this backend's last ledger write left it, or None if the backend
+        wrote nothing (the row as created stands); the dispatcher returns that to its caller.
         """
 
     def cancel(self, execution_id: str) -> None:
@@ -48,6 +53,7 @@ class InlineBackend:
     """Runs each execution synchronously in the submitting thread: the caller waits."""
 
     name = "inline"
+    creates_as = ExecutionStatus.PENDING
 
     def __init__(self, runner: ExecutionRunner) -> None:
         self.runner = runner

@@ -46,7 +46,7 @@ class Dispatcher:
         """Check everything that can be checked up front, persist, then hand to the backend.
 
         Unknown names, bad params and missing capabilities fail here, before any row exists.
-        Returns the row as the backend left it (read back only if the backend returns nothing).
+        Returns the row as the backend left it, without reading it again.
         """
         workflow = self.registry.resolve(name)
         require_capabilities(workflow, self.capabilities, self.tier, self.registry)
@@ -66,6 +66,7 @@ class Dispatcher:
                 parent_execution_id=parent_execution_id,
                 retry_count=retry_count,
                 backend=self.backend.name,
+                status=self.backend.creates_as,
             )
         )
         try:
@@ -73,9 +74,7 @@ class Dispatcher:
         except Exception as exc:
             self._fail_unsubmitted(execution.id, exc)
             raise
-        if isinstance(after, Execution) and after.id == execution.id:
-            return after
-        return self.store.get_execution(execution.id)
+        return after if after is not None else execution
 
     def get(self, execution_id: str) -> Execution:
         """One execution."""

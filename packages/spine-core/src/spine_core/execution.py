@@ -61,6 +61,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+CREATABLE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.QUEUED)
+"""The statuses a new execution may start in."""
+
+
 @dataclass(frozen=True)
 class NewExecution:
     """What a dispatcher asks the ledger to create."""
@@ -74,6 +78,14 @@ class NewExecution:
     retry_count: int = 0
     backend: str = "inline"
     id: str = field(default_factory=new_execution_id)
+    status: ExecutionStatus = ExecutionStatus.PENDING
+    """`queued` creates the row ready to claim (events `created` then `queued`, one transaction):
+    backends whose workers claim from the ledger save a round trip per execution."""
+
+    def __post_init__(self) -> None:
+        if self.status not in CREATABLE_STATUSES:
+            allowed = ", ".join(s.value for s in CREATABLE_STATUSES)
+            raise ValueError(f"an execution is created {allowed}, not {self.status.value}")
 
 
 @dataclass(frozen=True)

@@ -5,33 +5,50 @@ from __future__ import annotations
 from spine_core.context import WorkflowContext, thaw
 from spine_core.engine import StepRun, WorkflowRunResult
 from spine_core.errors import ErrorCategory
-from spine_core.ports import RunHistoryStore, StepRunRecord
+from spine_core.execution import utcnow
+from spine_core.ports import HistoryEntry, RunFinished, RunHistoryStore, RunStarted, StepRunRecord
 from spine_core.workflow import StepKind, Workflow
 
 
 class HistoryObserver:
-    """A `RunObserver` that records each run and step in a `RunHistoryStore`."""
+    """A `RunObserver` that records each run and step in a `RunHistoryStore`.
+
+    Entries are buffered and written in one batch when the run finishes, or when a step starts
+    after another one has finished. A one-step run (every pipeline run) therefore costs one
+    write instead of three, and a multi-step workflow's history lags at most one step behind
+    while it runs; the execution row and its events stay the live view of the run.
+    """
 
     def __init__(self, store: RunHistoryStore, execution_id: str | None) -> None:
         self.store = store
         self.execution_id = execution_id
         self._runs: dict[str, tuple[str, int]] = {}
+        self._pending: list[HistoryEntry] = []
 
     def run_started(self, run_id: str, workflow: Workflow, context: WorkflowContext) -> None:
-        """Record the run row."""
+        """Open the run row."""
         self._runs[run_id] = (workflow.name, workflow.version)
-        self.store.record_run_started(
-            run_id, self.execution_id, workflow.name, workflow.version, thaw(context.params)
+        self._pending.append(
+            RunStarted(
+                run_id,
+                self.execution_id,
+                workflow.name,
+                workflow.version,
+                thaw(context.params),
+                utcnow(),
+            )
         )
 
     def step_started(self, run_id: str, path: str, kind: StepKind) -> None:
-        """Steps are recorded when they finish, with their timing."""
+        """Write what earlier steps did before a new step begins."""
+        if any(isinstance(entry, StepRunRecord) for entry in self._pending):
+            self._flush()
 
     def step_finished(self, run_id: str, step_run: StepRun, context: WorkflowContext) -> None:
-        """Record one step row."""
+        """Add one step row."""
         workflow, version = self._runs[run_id]
         result = step_run.result
-        self.store.record_step(
+        self._pending.append(
             StepRunRecord(
                 run_id=run_id,
                 execution_id=self.execution_id,
@@ -54,11 +71,16 @@ class HistoryObserver:
         )
 
     def run_finished(self, result: WorkflowRunResult) -> None:
-        """Close the run row."""
+        """Close the run row and write everything still buffered."""
         if result.succeeded:
             status = "completed"
         elif result.category is ErrorCategory.CANCELLED:
             status = "cancelled"
         else:
             status = "failed"
-        self.store.record_run_finished(result.run_id, status, result.error)
+        self._pending.append(RunFinished(result.run_id, status, result.error, utcnow()))
+        self._flush()
+
+    def _flush(self) -> None:
+        entries, self._pending = self._pending, []
+        self.store.record(entries)

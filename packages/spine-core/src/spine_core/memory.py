@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, utcnow
-from spine_core.ports import StepRunRecord
+from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
 from spine_core.status import ExecutionStatus, check_transition, is_terminal
 
 
@@ -34,7 +34,7 @@ class InMemoryLedgerStore:
             id=new.id,
             name=new.name,
             params=copy.deepcopy(dict(new.params)),
-            status=ExecutionStatus.PENDING,
+            status=new.status,
             lane=new.lane,
             trigger_source=new.trigger_source,
             logical_key=new.logical_key,
@@ -50,6 +50,8 @@ class InMemoryLedgerStore:
             self._executions[new.id] = execution
             self._events[new.id] = []
             self._append(new.id, EventType.CREATED, {"name": new.name}, None, now)
+            if new.status is ExecutionStatus.QUEUED:
+                self._append(new.id, EventType.QUEUED, {}, None, now)
         return execution
 
     def get_execution(self, execution_id: str) -> Execution:
@@ -191,44 +193,36 @@ class InMemoryLedgerStore:
                 "workflow_runs": sum(len(v) for v in self._runs.values()),
             }
 
-    def record_run_started(
-        self,
-        run_id: str,
-        execution_id: str | None,
-        workflow: str,
-        version: int,
-        params: Mapping[str, Any],
-    ) -> None:
-        """Run row."""
+    def record(self, entries: Sequence[HistoryEntry]) -> None:
+        """Apply the entries in order."""
         with self._lock:
-            self._runs[run_id] = [
-                StepRunRecord(
-                    run_id,
-                    execution_id,
-                    workflow,
-                    version,
-                    None,
-                    None,
-                    "running",
-                    utcnow(),
-                    detail={"params": dict(params)},
-                )
-            ]
-
-    def record_step(self, record: StepRunRecord) -> None:
-        """Step row."""
-        with self._lock:
-            self._runs[record.run_id].append(record)
-
-    def record_run_finished(self, run_id: str, status: str, error: str | None) -> None:
-        """Close the run row."""
-        with self._lock:
-            head = self._runs[run_id][0]
-            now = utcnow()
-            duration = (now - head.started_at).total_seconds() * 1000
-            self._runs[run_id][0] = replace(
-                head, status=status, error=error, finished_at=now, duration_ms=duration
-            )
+            for entry in entries:
+                if isinstance(entry, RunStarted):
+                    self._runs[entry.run_id] = [
+                        StepRunRecord(
+                            entry.run_id,
+                            entry.execution_id,
+                            entry.workflow,
+                            entry.version,
+                            None,
+                            None,
+                            "running",
+                            entry.started_at,
+                            detail={"params": dict(entry.params)},
+                        )
+                    ]
+                elif isinstance(entry, RunFinished):
+                    head = self._runs[entry.run_id][0]
+                    duration = (entry.finished_at - head.started_at).total_seconds() * 1000
+                    self._runs[entry.run_id][0] = replace(
+                        head,
+                        status=entry.status,
+                        error=entry.error,
+                        finished_at=entry.finished_at,
+                        duration_ms=duration,
+                    )
+                else:
+                    self._runs[entry.run_id].append(entry)
 
     def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
         """Run rows, newest first."""

@@ -6,7 +6,7 @@ threads (CLI, worker threads, Celery tasks, FastAPI's thread pool).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -21,7 +21,11 @@ class LedgerStore(Protocol):
     """The execution ledger: executions and their append-only events."""
 
     def create_execution(self, new: NewExecution) -> Execution:
-        """Insert a pending execution and its `created` event in one transaction."""
+        """Insert the execution in `new.status` with its events, in one transaction.
+
+        Pending: one `created` event. Queued: `created` then `queued`, as if created and then
+        moved to queued, so the event history is the same either way.
+        """
 
     def get_execution(self, execution_id: str) -> Execution:
         """The execution, or `ExecutionNotFound`."""
@@ -96,25 +100,41 @@ class StepRunRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RunStarted:
+    """A workflow run began: opens its run row (a re-run of the same id restarts it)."""
+
+    run_id: str
+    execution_id: str | None
+    workflow: str
+    version: int
+    params: dict[str, Any]
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A workflow run ended: closes its run row with the status and the duration."""
+
+    run_id: str
+    status: str
+    error: str | None
+    finished_at: datetime
+
+
+HistoryEntry = RunStarted | StepRunRecord | RunFinished
+"""One thing to write into run history; `StepRunRecord` is a step that finished."""
+
+
 @runtime_checkable
 class RunHistoryStore(Protocol):
     """Persisted workflow run history (intermediate tier and up)."""
 
-    def record_run_started(
-        self,
-        run_id: str,
-        execution_id: str | None,
-        workflow: str,
-        version: int,
-        params: Mapping[str, Any],
-    ) -> None:
-        """A workflow run began."""
+    def record(self, entries: Sequence[HistoryEntry]) -> None:
+        """Write the entries in order, in one transaction.
 
-    def record_step(self, record: StepRunRecord) -> None:
-        """A step finished."""
-
-    def record_run_finished(self, run_id: str, status: str, error: str | None) -> None:
-        """The run ended."""
+        Batched so that a short run costs one write, not one per step (see `HistoryObserver`).
+        """
 
     def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
         """Run-level rows, newest first."""

@@ -140,7 +140,7 @@ class SqliteLedgerStore:
     # -- executions ---------------------------------------------------------------------------
 
     def create_execution(self, new: NewExecution) -> Execution:
-        """Insert a pending execution and its `created` event in one transaction."""
+        """Insert the execution in `new.status` with its events in one transaction."""
         now = to_db_time(utcnow())
         params = json.dumps(dict(new.params))
         lane = Lane(new.lane)
@@ -153,7 +153,7 @@ class SqliteLedgerStore:
                         new.id,
                         new.name,
                         params,
-                        ExecutionStatus.PENDING.value,
+                        new.status.value,
                         lane.value,
                         trigger.value,
                         new.logical_key,
@@ -165,6 +165,8 @@ class SqliteLedgerStore:
                     ),
                 )
                 self._insert_event(conn, new.id, EventType.CREATED, {"name": new.name}, None, now)
+                if new.status is ExecutionStatus.QUEUED:
+                    self._insert_event(conn, new.id, EventType.QUEUED, {}, None, now)
         except sqlite3.IntegrityError as exc:
             if "executions.id" in str(exc):
                 raise ValueError(f"execution {new.id} already exists") from None
@@ -175,7 +177,7 @@ class SqliteLedgerStore:
             id=new.id,
             name=new.name,
             params=json.loads(params),
-            status=ExecutionStatus.PENDING,
+            status=new.status,
             lane=lane,
             trigger_source=trigger,
             logical_key=new.logical_key,

@@ -28,12 +28,14 @@ def new_worker_id() -> str:
 class LocalBackend:
     """Queues executions in the ledger; N threads claim (`FOR UPDATE SKIP LOCKED`) and run them.
 
-    `submit` only moves an execution to `queued`, so submissions made while no worker runs wait
-    in the ledger until one starts. `stop` stops claiming, lets in-flight runs finish within
+    The dispatcher creates its executions already `queued` (`creates_as`), so `submit` only
+    wakes an idle worker, and submissions made while no worker runs wait in the ledger until
+    one starts. `stop` stops claiming, lets in-flight runs finish within
     `grace` seconds, and hands anything still running back to `queued`.
     """
 
     name = "local"
+    creates_as = ExecutionStatus.QUEUED
 
     def __init__(
         self,
@@ -75,17 +77,15 @@ class LocalBackend:
     # -- Backend ----------------------------------------------------------------------------
 
     def submit(self, execution_id: str) -> Execution | None:
-        """Move the execution to `queued` (event `queued`) and wake an idle worker.
+        """Wake an idle worker for the queued execution; nothing is written, so None.
 
-        Returns the queued row (or, with `run_on_submit`, the finished one when this thread ran
-        it), so the dispatcher need not read it again.
+        With `run_on_submit`, run it in this thread instead and return the finished row.
         """
-        queued = self.store.transition(execution_id, ExecutionStatus.QUEUED)
         if self.run_on_submit:
-            return self.run_now(execution_id)
+            return self.run_now(execution_id) or self.store.get_execution(execution_id)
         with self._wake:
             self._wake.notify()
-        return queued
+        return None
 
     def cancel(self, execution_id: str) -> None:
         """Running executions see `cancelling` in the ledger between steps; nothing else to do."""

@@ -146,6 +146,20 @@ class BackendConformance:
         """It satisfies the `Backend` protocol and has a name."""
         assert isinstance(backend, Backend)
         assert isinstance(backend.name, str) and backend.name
+        assert backend.creates_as in (ExecutionStatus.PENDING, ExecutionStatus.QUEUED)
+
+    def test_executions_start_in_the_backends_creation_status(
+        self, dispatcher: Dispatcher, backend: Backend
+    ) -> None:
+        """Created in `creates_as`: a queued one has `created` then `queued`, never pending."""
+        submitted = dispatcher.submit("conformance.echo")
+        self._finish(dispatcher, submitted)
+        types = [e.event_type for e in dispatcher.events(submitted.id)]
+        if backend.creates_as is ExecutionStatus.QUEUED:
+            assert submitted.status is not ExecutionStatus.PENDING
+            assert types[:2] == [EventType.CREATED, EventType.QUEUED]
+        else:
+            assert types[0] is EventType.CREATED
 
     def test_submitted_execution_completes(self, dispatcher: Dispatcher, backend: Backend) -> None:
         """Submit, wait: completed, with the pipeline's output as the result."""

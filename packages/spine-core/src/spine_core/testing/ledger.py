@@ -27,8 +27,21 @@ from hypothesis import HealthCheck, given, settings
 
 from spine_core.errors import ExecutionNotFound, IllegalTransition
 from spine_core.events import STATUS_EVENTS, EventType
-from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, TriggerSource
-from spine_core.ports import LedgerStore, RunHistoryStore, StepRunRecord
+from spine_core.execution import (
+    Execution,
+    ExecutionFilter,
+    Lane,
+    NewExecution,
+    TriggerSource,
+    utcnow,
+)
+from spine_core.ports import (
+    LedgerStore,
+    RunFinished,
+    RunHistoryStore,
+    RunStarted,
+    StepRunRecord,
+)
 from spine_core.status import ALLOWED_TRANSITIONS, ExecutionStatus, is_terminal
 from spine_core.testing.strategies import check_transition_sequence, transition_attempts
 
@@ -146,6 +159,27 @@ class LedgerStoreConformance:
         assert [(e.seq, e.event_type) for e in events] == [(1, EventType.CREATED)]
         assert events[0].execution_id == created.id
         assert events[0].created_at.tzinfo is not None
+
+    def test_create_queued_is_claimable_with_created_then_queued(self, store: LedgerStore) -> None:
+        """Created queued: events `created`, `queued`; a worker can claim it at once."""
+        created = _new(store, status=S.QUEUED)
+        assert created.status is S.QUEUED
+        assert store.get_execution(created.id).status is S.QUEUED
+        events = store.list_events(created.id)
+        assert [(e.seq, e.event_type) for e in events] == [
+            (1, EventType.CREATED),
+            (2, EventType.QUEUED),
+        ]
+        claimed = store.claim_next("worker-1")
+        assert claimed is not None and claimed.id == created.id
+        assert claimed.status is S.RUNNING
+        assert [e.event_type for e in store.list_events(created.id)][-1] is EventType.STARTED
+
+    def test_create_in_any_other_status_is_refused(self) -> None:
+        """Nothing may be born running or finished: the request itself is invalid."""
+        for status in set(S) - {S.PENDING, S.QUEUED}:
+            with pytest.raises(ValueError, match="created"):
+                NewExecution(name="conformance.job", status=status)
 
     # ---- list ----------------------------------------------------------------------------------
 
@@ -613,7 +647,10 @@ class LedgerStoreConformance:
         """Run row first (closed with status and error), then step rows in finishing order."""
         history = self._history(store)
         execution_id = _new(store).id
-        history.record_run_started("run-1", execution_id, "otc.daily", 2, {"date": "2024-03-05"})
+        started = utcnow()
+        history.record(
+            [RunStarted("run-1", execution_id, "otc.daily", 2, {"date": "2024-03-05"}, started)]
+        )
         head = history.get_run("run-1")
         assert len(head) == 1 and head[0].step is None and head[0].finished_at is None
         base = head[0].started_at
@@ -638,9 +675,8 @@ class LedgerStoreConformance:
                 ("metrics", "failed", "gate 'min valid_rate' failed", "DATA_QUALITY"),
             )
         ]
-        for record in steps:
-            history.record_step(record)
-        history.record_run_finished("run-1", "failed", "step 'metrics' failed")
+        finished = RunFinished("run-1", "failed", "step 'metrics' failed", utcnow())
+        history.record([*steps, finished])
         rows = history.get_run("run-1")
         assert [r.step for r in rows] == [None, "ingest", "metrics"]
         run = rows[0]
@@ -663,10 +699,21 @@ class LedgerStoreConformance:
     def test_list_runs_newest_first_with_filter_and_limit(self, store: LedgerStore) -> None:
         """Run rows only, newest first; `workflow` filters and `limit` caps."""
         history = self._history(store)
-        for i in range(4):
-            history.record_run_started(f"r{i}", None, "wf.a" if i % 2 == 0 else "wf.b", 1, {})
-            time.sleep(0.005)
-        history.record_run_finished("r0", "completed", None)
+        base = utcnow()
+        history.record(
+            [
+                RunStarted(
+                    f"r{i}",
+                    None,
+                    "wf.a" if i % 2 == 0 else "wf.b",
+                    1,
+                    {},
+                    base + timedelta(milliseconds=5 * i),
+                )
+                for i in range(4)
+            ]
+        )
+        history.record([RunFinished("r0", "completed", None, base + timedelta(seconds=1))])
         runs = history.list_runs()
         assert [r.run_id for r in runs] == ["r3", "r2", "r1", "r0"]
         assert all(r.step is None for r in runs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from spine_core.execution import (
     TriggerSource,
     utcnow,
 )
-from spine_core.ports import StepRunRecord
+from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
 from spine_core.status import ExecutionStatus, check_transition, is_terminal
 from spine_intermediate.pg.connect import PgDatabase
 from spine_intermediate.pg.migrations import MIGRATIONS, require_current, schema_version
@@ -31,16 +31,20 @@ _COLUMNS = (
     "worker_id"
 )
 
-# The execution row and its `created` event in one statement: one round trip, atomic on its own.
+# The execution row and its events in one statement: one round trip, atomic on its own. A row
+# created queued gets `created` then `queued`, the same history as created-then-queued.
 _CREATE = f"""
 WITH created AS (
     INSERT INTO executions (id, name, params, status, lane, trigger_source, logical_key,
         parent_execution_id, backend, retry_count, created_at, updated_at)
-    VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10::timestamptz, $10::timestamptz)
+    VALUES ($1, $2, $3, $12, $4, $5, $6, $7, $8, $9, $10::timestamptz, $10::timestamptz)
     RETURNING {_COLUMNS}
 ), event AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
-    SELECT id, 1, 'created', $11::jsonb, NULL, created_at FROM created
+    SELECT created.id, e.seq, e.event_type, e.payload, NULL, created.created_at
+    FROM created, (VALUES (1, 'created', $11::jsonb), (2, 'queued', '{{}}'::jsonb))
+        AS e (seq, event_type, payload)
+    WHERE e.seq = 1 OR created.status = 'queued'
 )
 SELECT {_COLUMNS} FROM created
 """
@@ -70,6 +74,28 @@ WITH changed AS (
     FROM changed
 )
 SELECT {_COLUMNS} FROM changed
+"""
+
+
+_RUN_STARTED = """
+INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, status, started_at,
+                           params)
+VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6)
+ON CONFLICT (run_id) WHERE step IS NULL DO UPDATE SET
+    status = 'running', started_at = EXCLUDED.started_at, finished_at = NULL,
+    duration_ms = NULL, error = NULL
+"""
+
+_STEP_FINISHED = """
+INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, kind, status,
+    started_at, finished_at, duration_ms, error, category, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+"""
+
+_RUN_FINISHED = """
+UPDATE workflow_runs SET status = $2, error = $3, finished_at = $4,
+    duration_ms = EXTRACT(EPOCH FROM ($4 - started_at)) * 1000
+WHERE run_id = $1 AND step IS NULL
 """
 
 
@@ -184,7 +210,7 @@ class PostgresLedgerStore:
     # -- LedgerStore ------------------------------------------------------------------------
 
     def create_execution(self, new: NewExecution) -> Execution:
-        """Insert a pending execution and its `created` event in one transaction."""
+        """Insert the execution in `new.status` with its events in one statement."""
         return self.db.call(self._create_execution(new))
 
     async def _create_execution(self, new: NewExecution) -> Execution:
@@ -202,6 +228,7 @@ class PostgresLedgerStore:
                 new.retry_count,
                 utcnow(),
                 {"name": new.name},
+                new.status.value,
             )
         except asyncpg.UniqueViolationError:
             raise ValueError(f"execution {new.id} already exists") from None
@@ -439,74 +466,45 @@ class PostgresLedgerStore:
 
     # -- RunHistoryStore --------------------------------------------------------------------
 
-    def record_run_started(
-        self,
-        run_id: str,
-        execution_id: str | None,
-        workflow: str,
-        version: int,
-        params: Mapping[str, Any],
-    ) -> None:
-        """A workflow run began (a re-run of the same id restarts its row)."""
-        self.db.call(
-            self.db.pool.execute(
-                """
-            INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, status,
-                                       started_at, params)
-            VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6)
-            ON CONFLICT (run_id) WHERE step IS NULL DO UPDATE SET
-                status = 'running', started_at = EXCLUDED.started_at, finished_at = NULL,
-                duration_ms = NULL, error = NULL
-            """,
-                run_id,
-                execution_id,
-                workflow,
-                version,
-                utcnow(),
-                dict(params),
-            )
-        )
+    def record(self, entries: Sequence[HistoryEntry]) -> None:
+        """Write the entries in order, in one transaction: one round trip for the batch."""
+        if entries:
+            self.db.call(self._record(entries))
 
-    def record_step(self, record: StepRunRecord) -> None:
-        """A step finished."""
-        self.db.call(
-            self.db.pool.execute(
-                """
-            INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, kind, status,
-                started_at, finished_at, duration_ms, error, category, detail)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-            """,
-                record.run_id,
-                record.execution_id,
-                record.workflow,
-                record.version,
-                record.step,
-                record.kind,
-                record.status,
-                record.started_at,
-                record.finished_at,
-                record.duration_ms,
-                record.error,
-                record.category,
-                _jsonable(record.detail),
-            )
-        )
-
-    def record_run_finished(self, run_id: str, status: str, error: str | None) -> None:
-        """The run ended."""
-        self.db.call(
-            self.db.pool.execute(
-                """
-            UPDATE workflow_runs SET status = $2, error = $3, finished_at = $4,
-                duration_ms = EXTRACT(EPOCH FROM ($4 - started_at)) * 1000
-            WHERE run_id = $1 AND step IS NULL
-            """,
-                run_id,
-                status,
-                error,
-                utcnow(),
-            )
-        )
+    async def _record(self, entries: Sequence[HistoryEntry]) -> None:
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            for entry in entries:
+                if isinstance(entry, RunStarted):
+                    await conn.execute(
+                        _RUN_STARTED,
+                        entry.run_id,
+                        entry.execution_id,
+                        entry.workflow,
+                        entry.version,
+                        entry.started_at,
+                        dict(entry.params),
+                    )
+                elif isinstance(entry, RunFinished):
+                    await conn.execute(
+                        _RUN_FINISHED, entry.run_id, entry.status, entry.error, entry.finished_at
+                    )
+                else:
+                    await conn.execute(
+                        _STEP_FINISHED,
+                        entry.run_id,
+                        entry.execution_id,
+                        entry.workflow,
+                        entry.version,
+                        entry.step,
+                        entry.kind,
+                        entry.status,
+                        entry.started_at,
+                        entry.finished_at,
+                        entry.duration_ms,
+                        entry.error,
+                        entry.category,
+                        _jsonable(entry.detail),
+                    )
 
     def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
         """Run-level rows, newest first."""
