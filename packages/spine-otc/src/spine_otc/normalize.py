@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -134,6 +135,100 @@ def normalize_line(raw_line: str) -> Trade | Reject:
     return _checked(raw_line)
 
 
+TradeValues = tuple[str, str, str, str, str, str, float, float, float, str, str]
+"""A trade as a store writes it: trade date (ISO), trade time, timestamp, symbol, venue, short
+type, size, price and notional as floats, then size and price as exact decimal text."""
+
+
+def trade_values_of(trade: Trade) -> TradeValues:
+    """The values a store writes for a trade: the one conversion of a `Trade` to plain values."""
+    day = trade.trade_date.isoformat()
+    return (
+        day,
+        trade.trade_time,
+        trade.timestamp,
+        trade.symbol,
+        trade.venue,
+        trade.short_type,
+        float(trade.size),
+        float(trade.price),
+        float(trade.notional),
+        str(trade.size),
+        str(trade.price),
+    )
+
+
+def _alternatives(codes: dict[str, str]) -> str:
+    return "|".join(re.escape(code) for code in codes)
+
+
+_POSITIVE = r"([1-9][0-9]{0,14}(?:\.[0-9]{1,10})?)"
+"""`_DECIMAL` with a non-zero first digit: certainly > 0, and `str(Decimal(text)) == text`
+(no leading zero to drop, no exponent), so the text is the exact decimal as stored."""
+_PLAIN_LINE = re.compile(
+    rf"({_alternatives(VENUES)})\{DELIMITER}({SYMBOL_PATTERN.pattern})\{DELIMITER}"
+    rf"([0-9]{{8}})\{DELIMITER}([0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}})\{DELIMITER}"
+    rf"({_alternatives(SHORT_TYPES)})\{DELIMITER}{_POSITIVE}\{DELIMITER}{_POSITIVE}"
+    rf"\{DELIMITER}[^{re.escape(DELIMITER)}]*"
+)
+"""A data line with no blanks to strip, every field already in its valid shape."""
+_iso_dates: dict[str, str] = {}
+_size_values: dict[str, tuple[Decimal, float]] = {}
+
+
+def trade_values(raw_line: str) -> TradeValues | None:
+    """`trade_values_of(normalize_line(raw_line))` for a plainly valid line, else None.
+
+    Most lines of a file are plainly valid: one regex match checks every field's shape, the
+    memos of dates and times seen valid check the calendar and the window, and no `Trade` is
+    built. None (padded fields, leading zeros, anything invalid) means: call `normalize_line`,
+    which decides and explains. The values are computed as `Trade` computes them.
+    """
+    match = _PLAIN_LINE.fullmatch(raw_line)
+    if match is None:
+        return None
+    venue, symbol, raw_date, raw_time, short_type, raw_size, raw_price = match.groups()
+    day = _iso_dates.get(raw_date)
+    if day is None:
+        try:
+            day = _parse_date(raw_date).isoformat()
+        except _Invalid:
+            return None
+        _remember(_iso_dates)[raw_date] = day
+    if raw_time not in _valid_times:
+        try:
+            _parse_time(raw_time)
+        except _Invalid:
+            return None
+        _remember(_valid_times).add(raw_time)
+    size = _size_values.get(raw_size)
+    if size is None:
+        size = (Decimal(raw_size), float(raw_size))
+        if "." not in raw_size:  # whole sizes repeat; fractional ones rarely do
+            _remember(_size_values)[raw_size] = size
+    exact_size, float_size = size
+    return (
+        day,
+        raw_time,
+        f"{day}T{raw_time}",
+        symbol,
+        venue,
+        short_type,
+        float_size,
+        float(raw_price),
+        float(exact_size * Decimal(raw_price)),
+        raw_size,
+        raw_price,
+    )
+
+
+def plain_values_for(
+    normalizer: Callable[[str], Trade | Reject],
+) -> Callable[[str], TradeValues | None] | None:
+    """`trade_values` when `normalizer` is `normalize_line` (it reproduces its trades)."""
+    return trade_values if normalizer is normalize_line else None
+
+
 def _checked(raw_line: str) -> Trade | Reject:
     fields = [value.strip() for value in raw_line.split(DELIMITER)]
     if len(fields) != FIELD_COUNT:
@@ -214,6 +309,10 @@ class NormalizeTally:
         self.rows += 1
         if isinstance(result, Reject):
             self.reasons[result.reason.value] += 1
+
+    def add_valid(self, count: int) -> None:
+        """Count rows that became trades without a `Trade` object (`trade_values`)."""
+        self.rows += count
 
     def quality(self) -> QualityMetrics:
         """Record, valid and invalid counts, with the reject count per reason code."""

@@ -21,7 +21,15 @@ from spine_basic.database import SqliteDatabase, from_db_time, to_db_time
 from spine_basic.migrations import check_schema
 from spine_otc.errors import BatchNotFound, DuplicateBatch
 from spine_otc.metrics import METRIC_FIELDS, DailyMetrics, sanity_quality
-from spine_otc.normalize import NormalizeTally, Reject, RejectReason, Trade, refusal_detail
+from spine_otc.normalize import (
+    NormalizeTally,
+    Reject,
+    RejectReason,
+    Trade,
+    plain_values_for,
+    refusal_detail,
+    trade_values_of,
+)
 from spine_otc.parser import RawRow
 from spine_otc.sql import delete_daily_metrics_sql, insert_daily_metrics_sql, metrics_sanity_sql
 from spine_otc.store import (
@@ -238,43 +246,30 @@ class SqliteOtcStore:
                     "ORDER BY line_number",
                     (batch_id,),
                 )
+                plain_values = plain_values_for(normalizer)
                 while raw_rows := reader.fetchmany(CHUNK_ROWS):
                     trade_rows: list[tuple] = []
                     reject_rows: list[tuple] = []
                     for line_number, raw_line in raw_rows:
-                        result = normalizer(raw_line)
-                        tally.add(result)
-                        if isinstance(result, Reject):
-                            reject_rows.append(
-                                (
-                                    batch_id,
-                                    line_number,
-                                    result.reason.value,
-                                    result.message,
-                                    raw_line,
+                        values = plain_values(raw_line) if plain_values else None
+                        if values is None:
+                            result = normalizer(raw_line)
+                            if isinstance(result, Reject):
+                                tally.add(result)
+                                reject_rows.append(
+                                    (
+                                        batch_id,
+                                        line_number,
+                                        result.reason.value,
+                                        result.message,
+                                        raw_line,
+                                    )
                                 )
-                            )
-                        else:
-                            day = result.trade_date.isoformat()
-                            new_dates.add(day)
-                            trade_rows.append(
-                                (
-                                    source_key,
-                                    line_number,
-                                    batch_id,
-                                    day,
-                                    result.trade_time,
-                                    result.timestamp,
-                                    result.symbol,
-                                    result.venue,
-                                    result.short_type,
-                                    float(result.size),
-                                    float(result.price),
-                                    float(result.notional),
-                                    str(result.size),
-                                    str(result.price),
-                                )
-                            )
+                                continue
+                            values = trade_values_of(result)
+                        trade_rows.append((source_key, line_number, batch_id, *values))
+                        new_dates.add(values[0])
+                    tally.add_valid(len(trade_rows))
                     if trade_rows:
                         conn.executemany(_INSERT_TRADE, trade_rows)
                     if reject_rows:
