@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from spine_basic.cli import main
 from spine_basic.cli.run import parse_param
+from spine_basic.migrations import LATEST_VERSION
 from spine_otc.generator import generate
 from spine_otc.metrics import METRIC_FIELDS
 from spine_otc.sample import sample_path
@@ -46,10 +47,10 @@ def test_db_init_prints_schema_version_and_is_idempotent(tmp_path, monkeypatch):
     runner = CliRunner()
     first = runner.invoke(main, ["db", "init"])
     assert first.exit_code == 0, first.output
-    assert "schema version 2" in first.stdout
+    assert f"schema version {LATEST_VERSION}" in first.stdout
     assert (tmp_path / "spine.db").exists()
     again = runner.invoke(main, ["db", "init"])
-    assert "up to date" in again.stdout and "schema version 2" in again.stdout
+    assert "up to date" in again.stdout and f"schema version {LATEST_VERSION}" in again.stdout
 
 
 def test_run_daily_then_query_metrics_json(cli):
@@ -176,7 +177,7 @@ def test_status_shows_url_schema_counts_and_latest(cli):
     result = cli("status")
     assert result.exit_code == 0
     assert "database: sqlite:///" in result.stdout
-    assert "schema:   version 2" in result.stdout
+    assert f"schema:   version {LATEST_VERSION}" in result.stdout
     assert re.search(r"otc_trades_raw\s+3,000", result.stdout)
     assert re.search(r"otc\.daily\s+completed", result.stdout)
 
@@ -290,7 +291,8 @@ def test_otc_demo_initializes_runs_the_sample_and_prints_metrics_twice(tmp_path,
     out = first.stdout
     assert "database: sqlite:///spine.db" in out and f"sample:   {sample_path()}" in out
     assert (tmp_path / "spine.db").exists()
-    assert "applied 2 migration(s)" in out and "schema version 2" in out
+    assert f"applied {LATEST_VERSION} migration(s)" in out
+    assert f"schema version {LATEST_VERSION}" in out
     assert "otc.daily: completed" in out
     assert re.search(r"normalize\s+ok.*records=3000 valid=2991 invalid=9", out)
     header = next(ln for ln in out.splitlines() if ln.startswith("trade_date"))

@@ -26,6 +26,10 @@ def open_db(path):
     return SqliteDatabase(path, create=True)
 
 
+def index_names(db):
+    return {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
 def test_migrate_applies_all_in_order_and_records_them(tmp_path):
     db = open_db(tmp_path / "a.db")
     applied = migrate(db.conn)
@@ -89,6 +93,21 @@ def test_failed_migration_rolls_back_entirely(tmp_path):
         migrate(db.conn, [*MIGRATIONS, bad])
     assert "t1" not in db.table_names()
     assert schema_version(db.conn) == LATEST_VERSION
+    db.close()
+
+
+def test_otc_trades_lose_the_batch_index_and_batch_queries_use_the_primary_key(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn, MIGRATIONS[:2])
+    assert "ix_otc_trades_batch" in index_names(db)
+    assert [m.version for m in migrate(db.conn)] == [3]
+    assert "ix_otc_trades_batch" not in index_names(db)
+    plan = db.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM otc_trades WHERE batch_id = ? AND "
+        "source_key = (SELECT source_key FROM otc_batches WHERE batch_id = ?)",
+        ("b", "b"),
+    ).fetchall()
+    assert any("sqlite_autoindex_otc_trades_1 (source_key=?)" in row[-1] for row in plan)
     db.close()
 
 

@@ -121,3 +121,9 @@ CREATE TABLE otc_metrics_daily (
 );
 CREATE INDEX ix_otc_metrics_symbol ON otc_metrics_daily (symbol, trade_date);
 """
+
+OTC_TRADES_BATCH_INDEX_SQL = """
+-- Every otc_trades row of a batch carries that batch's source_key, so the primary key
+-- (source_key, line_number) already finds a batch's trades; this index only slowed each load.
+DROP INDEX ix_otc_trades_batch;
+"""

@@ -385,6 +385,9 @@ class SqliteOtcStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if batch_id is not None:  # a batch's trades carry its source key: use the primary key
+            where.append("source_key = (SELECT source_key FROM otc_batches WHERE batch_id = ?)")
+            args.append(batch_id)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         args += [max(0, int(limit)), max(0, int(offset))]
         with self.database.lock:
