@@ -1,5 +1,7 @@
 """Market Spine's engine: the concepts every tier shares and the interfaces they implement."""
 
+from importlib.metadata import version as _distribution_version
+
 from spine_core.backend import Backend, BackendHealth, InlineBackend
 from spine_core.capabilities import Capability, capabilities_up_to
 from spine_core.context import WorkflowContext
@@ -30,7 +32,7 @@ from spine_core.status import ExecutionStatus, check_transition
 from spine_core.tier import Runtime, Settings, Tier, active_tier, installed_tiers
 from spine_core.workflow import Step, StepKind, Workflow
 
-__version__ = "0.1.1"
+__version__ = _distribution_version("spine-core")
 
 __all__ = [
     "Backend",

@@ -1,5 +1,7 @@
 """Market Spine's OTC domain: FINRA short-sale trade files, from raw rows to daily metrics."""
 
+from importlib.metadata import version as _distribution_version
+
 from spine_otc.errors import BatchNotFound, DuplicateBatch, FileChangedError, FileFormatError
 from spine_otc.generator import GeneratedFile, generate
 from spine_otc.memory import InMemoryOtcStore
@@ -23,7 +25,7 @@ from spine_otc.store import (
     StoredTrade,
 )
 
-__version__ = "0.1.0"
+__version__ = _distribution_version("spine-otc")
 
 __all__ = [
     "METRIC_FIELDS",

@@ -1,3 +1,5 @@
 """Market Spine's basic tier: SQLite storage, a synchronous dispatcher and the `spine` CLI."""
 
-__version__ = "0.1.1"
+from importlib.metadata import version as _distribution_version
+
+__version__ = _distribution_version("market-spine-basic")

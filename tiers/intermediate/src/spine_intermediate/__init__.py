@@ -1,3 +1,5 @@
 """Market Spine's intermediate tier: PostgreSQL, thread-pool workers, run history and an API."""
 
-__version__ = "0.1.1"
+from importlib.metadata import version as _distribution_version
+
+__version__ = _distribution_version("market-spine-intermediate")
