@@ -8,13 +8,15 @@ each test::
         def store(self, tmp_path):
             return SqliteOtcStore(tmp_path / "spine.db")
 
-Needs pytest (`pip install spine-otc[testing]`).
+Needs pytest and hypothesis (`pip install spine-otc[testing]`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from spine_core.quality import Gate, QualityMetrics
 from spine_core.registry import PipelineContext, PipelineDef
@@ -29,7 +33,7 @@ from spine_core.resources import Resources
 from spine_core.results import StepResult, StepStatus
 from spine_otc.errors import BatchNotFound, DuplicateBatch
 from spine_otc.generator import generate
-from spine_otc.layout import HEADER_LINE
+from spine_otc.layout import DELIMITER, HEADER_LINE, SHORT_TYPES, SYMBOL_PATTERN, VENUES
 from spine_otc.metrics import METRIC_FIELDS, DailyMetrics, compute_daily_metrics
 from spine_otc.normalize import Reject, RejectReason, Trade, normalize_line
 from spine_otc.parser import PsvReader, RawRow
@@ -118,6 +122,107 @@ GOOD = (
     "Q|MSFT|20240305|10:00:00|S|300|410.0000|A",
 )
 BAD = "X|AAPL|20240305|10:00:00|S|100|170.0000|A"
+
+_BLANKS = st.sampled_from(["", " ", "\t", "\u00a0", "\u2003", "\r"])
+_DIGITS = "0123456789"
+_ARABIC_INDIC = str.maketrans(_DIGITS, "".join(chr(0x660 + d) for d in range(10)))
+"""Unicode digits: `int()` reads them, the layout's `[0-9]` does not."""
+_NEAR_MISSES = {
+    "venue": ("X", "q", "QQ", ""),
+    "symbol": (
+        "aapl",
+        "A" * 15,
+        "A" * 14 + ".",
+        "AA PL",
+        "ÄPPL",
+        "A-B",
+        "1".translate(_ARABIC_INDIC),
+    ),
+    "date": (
+        *("20240230", "20230229", "19000229", "21000229", "00000101", "00000229", "20240431"),
+        *("20241301", "20240001", "20240100", "2024035", "2024-03-05", "+2024035"),
+        "20240305".translate(_ARABIC_INDIC),
+    ),
+    "time": (
+        *("24:00:00", "03:59:59", "20:00:01", "20:00:59", "23:59:59", "12:60:00", "12:00:60"),
+        *("9:30:00", "09:30", "09-30-00"),
+        "10:00:00".translate(_ARABIC_INDIC),
+    ),
+    "short_type": ("s", "X", "SE", ""),
+    "number": ("0", "0.0", "00", "-1", "+1", "1e3", ".5", "5.", "1,000", "NaN", "Infinity", ""),
+}
+
+
+def _valid(pattern: str, *edges: str) -> st.SearchStrategy[str]:
+    """Values matching `pattern`, with the edge cases drawn as often as the rest."""
+    return st.one_of(st.from_regex(pattern, fullmatch=True), st.sampled_from(edges))
+
+
+_NUMBER = st.one_of(
+    _valid(r"[0-9]{1,4}(\.[0-9]{1,4})?", "1", "0.0001", "0100", "1.50"),
+    _valid(r"[0-9]{1,17}(\.[0-9]{1,12})?", "9" * 15 + "." + "9" * 10, "1" * 16, "1." + "1" * 11),
+)
+_DATE = st.one_of(
+    st.dates().map(lambda d: f"{d.year:04d}{d.month:02d}{d.day:02d}"),
+    st.sampled_from(["20240229", "20000229", "00010101", "99991231", "20240305"]),
+)
+_TIME = st.one_of(
+    st.times().map(lambda t: t.strftime("%H:%M:%S")),
+    st.sampled_from(["04:00:00", "20:00:00", "09:30:00", "16:00:00", "10:00:00"]),
+)
+
+
+_KINDS = ("venue", "symbol", "date", "time", "short_type", "number", "number")
+
+
+@st.composite
+def near_valid_lines(draw: st.DrawFn) -> str:
+    """A valid data line, or one with exactly one defect of the kinds files have.
+
+    One defect at a time, so each rule is what decides the line: the borders of every check.
+    """
+    fields = [
+        draw(st.sampled_from(sorted(VENUES))),
+        draw(st.from_regex(SYMBOL_PATTERN, fullmatch=True)),
+        draw(_DATE),
+        draw(_TIME),
+        draw(st.sampled_from(sorted(SHORT_TYPES))),
+        draw(_NUMBER),
+        draw(_NUMBER),
+        draw(st.sampled_from(["A", "", " ", "anything"])),
+    ]
+    defect = draw(st.sampled_from(["none", "value", "value", "value", "blanks", "field count"]))
+    where = draw(st.integers(0, len(_KINDS) - 1))
+    if defect == "value":
+        fields[where] = draw(st.sampled_from(_NEAR_MISSES[_KINDS[where]]))
+    elif defect == "blanks":
+        fields[where] = draw(_BLANKS) + fields[where] + draw(_BLANKS)
+    elif defect == "field count":
+        fields = draw(st.sampled_from([fields[:-1], [*fields, "extra"]]))
+    return DELIMITER.join(fields)
+
+
+def border_lines() -> list[str]:
+    """A clean line, then that line with each near miss, blanks and edge value in turn."""
+    clean = ["Q", "AAPL", "20240305", "10:00:00", "S", "100", "170.12", "A"]
+    edges = {
+        "date": ("20240229", "20000229", "00010101", "99991231"),
+        "time": ("04:00:00", "20:00:00"),
+        "number": ("0.0001", "0100", "1.50", "9" * 15 + "." + "9" * 10, "1" * 16, "1." + "1" * 11),
+    }
+    lines = [DELIMITER.join(clean)]
+    for where, kind in enumerate(_KINDS):
+        for value in (*_NEAR_MISSES[kind], *edges.get(kind, ()), f" {clean[where]}\u00a0"):
+            fields = [*clean]
+            fields[where] = value
+            lines.append(DELIMITER.join(fields))
+    return lines
+
+
+def data_lines() -> st.SearchStrategy[str]:
+    """Lines as `PsvReader` yields them: near-valid ones, and any text without NUL or newline."""
+    anything = st.text(st.characters(exclude_characters="\x00\n", exclude_categories=["Cs"]))
+    return st.one_of(near_valid_lines(), near_valid_lines(), near_valid_lines(), anything)
 
 
 class OtcStoreConformance:
@@ -210,6 +315,55 @@ class OtcStoreConformance:
         assert rejects[0].message
         only = store.query_rejects(batch.batch_id, reason=RejectReason.FIELD_COUNT)
         assert [r.line_number for r in only] == [7]
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        # One store serves every example (each captures its own source), and several
+        # subclasses in one session share this method: both are intended.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+            HealthCheck.too_slow,
+        ],
+    )
+    @given(lines=st.lists(data_lines(), min_size=1, max_size=60))
+    @example(lines=border_lines())
+    def test_normalize_agrees_with_normalize_line(self, store: OtcStore, lines: list[str]) -> None:
+        """Random lines through the store: exactly the trades and rejects `normalize_line` gives.
+
+        The oracle for stores that normalize some lines their own way (set-based in SQL):
+        values, decimal scales, reason codes and messages must all be normalize_line's.
+        """
+        example = next(self._examples)
+        source_key = f"property-{example}.psv"
+        info = CaptureInfo(
+            f"bprop{example:05d}", source_key, f"/data/{source_key}", f"{example:064x}", _T0
+        )
+        batch = store.capture_batch(info, [RawRow(n, line) for n, line in enumerate(lines, 2)])
+        outcome = store.normalize_batch(batch.batch_id, normalize_line, accept_all)
+        expected = {n: normalize_line(line) for n, line in enumerate(lines, 2)}
+        trades = {t.line_number: t.trade for t in store.query_trades(batch_id=batch.batch_id)}
+        want_trades = {n: r for n, r in expected.items() if isinstance(r, Trade)}
+        assert trades == want_trades
+        assert {n: (str(t.size), str(t.price)) for n, t in trades.items()} == {
+            n: (str(t.size), str(t.price)) for n, t in want_trades.items()
+        }
+        rejects = store.query_rejects(batch.batch_id, limit=len(lines))
+        assert [(r.line_number, r.reason, r.message, r.raw_line) for r in rejects] == [
+            (n, r.reason, r.message, lines[n - 2])
+            for n, r in expected.items()
+            if isinstance(r, Reject)
+        ]
+        reasons = Counter(r.reason.value for r in expected.values() if isinstance(r, Reject))
+        assert outcome.quality.record_count == len(lines)
+        assert outcome.quality.failure_reasons == dict(sorted(reasons.items()))
+        assert outcome.batch.trade_count == len(want_trades)
+        assert outcome.batch.affected_dates == tuple(
+            sorted({t.trade_date for t in want_trades.values()})
+        )
+
+    _examples = itertools.count()
 
     def test_normalized_trades_round_trip_exactly(self, store: OtcStore) -> None:
         """Stored trades read back equal to what the normalizer produced, decimals exact."""
