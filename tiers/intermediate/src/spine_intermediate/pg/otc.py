@@ -10,9 +10,17 @@ from typing import Any
 import asyncpg
 
 from spine_intermediate.pg.connect import PgDatabase
+from spine_intermediate.pg.normalize_sql import NORMALIZE_SQL
 from spine_otc.errors import BatchNotFound, DuplicateBatch
 from spine_otc.metrics import METRIC_FIELDS, DailyMetrics, sanity_quality
-from spine_otc.normalize import NormalizeTally, Reject, RejectReason, Trade, refusal_detail
+from spine_otc.normalize import (
+    NormalizeTally,
+    Reject,
+    RejectReason,
+    Trade,
+    normalize_line,
+    refusal_detail,
+)
 from spine_otc.parser import RawRow
 from spine_otc.sql import delete_daily_metrics_sql, insert_daily_metrics_sql, metrics_sanity_sql
 from spine_otc.store import (
@@ -251,16 +259,21 @@ class PostgresOtcStore:
             s(s.conn.execute("DELETE FROM otc_trades WHERE source_key = $1", batch.source_key))
             s(s.conn.execute("DELETE FROM otc_rejects WHERE batch_id = $1", batch_id))
             new_dates: set[date] = set()
+            # The fast path inserts the lines it can prove valid; the rest come back, in line
+            # order, for `normalizer` to decide (see normalize_sql).
             cursor = s(
                 s.conn.cursor(
-                    "SELECT line_number, raw_line FROM otc_trades_raw WHERE batch_id = $1 "
-                    "ORDER BY line_number",
-                    batch_id,
+                    NORMALIZE_SQL, batch_id, batch.source_key, normalizer is normalize_line
                 )
             )
             while raw := s(cursor.fetch(CHUNK_ROWS)):
                 trades, rejects = [], []
-                for line_number, raw_line in raw:
+                for line_number, raw_line, trade_date, inserted in raw:
+                    if line_number is None:
+                        new_dates.add(trade_date)
+                        tally.rows += inserted  # trades only: no reject reason to count
+                        trade_count += inserted
+                        continue
                     result = normalizer(raw_line)
                     tally.add(result)
                     if isinstance(result, Reject):
