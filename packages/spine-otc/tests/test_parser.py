@@ -1,7 +1,13 @@
 import hashlib
+import tempfile
+from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from spine_otc import parser
 from spine_otc.errors import FileFormatError
 from spine_otc.layout import HEADER_LINE
 from spine_otc.parser import MAX_LINE_BYTES, PsvReader, RawRow, file_sha256
@@ -149,3 +155,48 @@ def test_overlong_line_is_refused_without_reading_it_whole(tmp_path):
 def test_file_sha256_matches_hashlib(tmp_path):
     path = write(tmp_path, b"x" * (3 << 20))
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class LineByLine(PsvReader):
+    """The reader as it read before blocks: one `readline` per line, the oracle below."""
+
+    def _blocks(self, handle, hash_bytes):
+        number = 0
+        while chunk := handle.readline(parser.MAX_LINE_BYTES + 1):
+            number += 1
+            hash_bytes(chunk)
+            self.bytes_read += len(chunk)
+            yield [self._decode(chunk, number)]
+
+
+def outcome(reader):
+    rows = []
+    try:
+        for row in reader:
+            rows.append(row)
+    except FileFormatError as exc:
+        return rows, (exc.line_number, str(exc))
+    return rows, (reader.row_count, reader.content_hash, reader.bytes_read)
+
+
+pieces = st.sampled_from(
+    [b"", b" ", b"\r", b"\x00", b"\xff", "é".encode(), b"|", b"7", ROW.encode(), b"x" * 40]
+)
+lines = st.lists(pieces, max_size=4).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([HEADER_LINE.encode(), b"\xef\xbb\xbf" + HEADER_LINE.encode(), b"x|y"]),
+    st.lists(lines, max_size=12),
+    st.sampled_from([b"", b"\n", b"\r\n", b"\n\n"]),
+    st.integers(1, 80),
+)
+def test_reading_in_blocks_yields_what_reading_line_by_line_does(header, body, end, block):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(Path(tmp), b"\n".join([header, *body]) + end)
+        with (
+            mock.patch.object(parser, "MAX_LINE_BYTES", 60),
+            mock.patch.object(parser, "BLOCK_BYTES", block),
+        ):
+            assert outcome(PsvReader(path)) == outcome(LineByLine(path))

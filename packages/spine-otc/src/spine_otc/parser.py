@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from spine_otc.errors import FileFormatError
 from spine_otc.layout import DELIMITER, HEADER_LINE
@@ -20,7 +21,10 @@ from spine_otc.layout import DELIMITER, HEADER_LINE
 MAX_LINE_BYTES = 64 * 1024
 """Longer lines mean the file is not this layout; the cap keeps memory constant."""
 
-PROGRESS_EVERY_LINES = 10_000
+BLOCK_BYTES = 32 * 1024
+"""The reader decodes and checks the file a block at a time (a few C calls, not a few per
+line) and reports progress once per block. Under `MAX_LINE_BYTES`, so a block and the line it
+continues rarely need their line lengths checked one by one."""
 _TRAILER = re.compile(r"[0-9]+")
 _OTHER_DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon"}
 
@@ -82,26 +86,24 @@ class PsvReader:
         pending: RawRow | None = None
         blanks: list[RawRow] = []
         with open(self.path, "rb") as handle:
-            while chunk := handle.readline(MAX_LINE_BYTES + 1):
-                line_number += 1
-                digest.update(chunk)
-                self.bytes_read += len(chunk)
-                text = self._decode(chunk, line_number)
-                if line_number == 1:
-                    self._check_header(text.removeprefix("\ufeff"))
-                    continue
-                if not text.strip():
-                    blanks.append(RawRow(line_number, text))
-                    continue
-                if pending is not None:
-                    self.row_count += 1
-                    yield pending
-                for blank in blanks:
-                    self.row_count += 1
-                    yield blank
-                blanks.clear()
-                pending = RawRow(line_number, text)
-                if self.on_progress and line_number % PROGRESS_EVERY_LINES == 0:
+            for lines in self._blocks(handle, digest.update):
+                for text in lines:
+                    line_number += 1
+                    if line_number == 1:
+                        self._check_header(text.removeprefix("\ufeff"))
+                        continue
+                    if not text.strip():
+                        blanks.append(RawRow(line_number, text))
+                        continue
+                    if pending is not None:
+                        self.row_count += 1
+                        yield pending
+                    for blank in blanks:
+                        self.row_count += 1
+                        yield blank
+                    blanks.clear()
+                    pending = RawRow(line_number, text)
+                if self.on_progress:
                     self.on_progress(self.bytes_read, self.total_bytes)
         self._content_hash = digest.hexdigest()
         if self.on_progress:
@@ -110,13 +112,67 @@ class PsvReader:
             raise FileFormatError(self.path, 1, "empty file: expected the header " + HEADER_LINE)
         self._check_trailer(pending, line_number)
 
+    def _blocks(self, handle: BinaryIO, hash_bytes: Callable[[bytes], None]) -> Iterator[list[str]]:
+        """The file's lines, newlines removed, a block at a time, each line checked.
+
+        A line is checked when its block is consumed, so the lines before a bad one are seen
+        first, as when reading line by line; an unfinished line longer than the limit stops
+        the reading there, so memory stays within a block plus one line.
+        """
+        first = 1  # the number of the block's first line
+        tail = b""
+        while block := handle.read(BLOCK_BYTES):
+            hash_bytes(block)
+            self.bytes_read += len(block)
+            buffer = tail + block
+            end = buffer.rfind(b"\n") + 1
+            tail = buffer[end:]
+            if end:
+                data = buffer[:end]
+                lines = self._decode_block(data)
+                if lines is None:  # a bad line: one at a time, so the lines before it come first
+                    chunks = data.split(b"\n")[:-1]
+                    for number, chunk in enumerate(chunks, start=first):
+                        yield [self._decode(chunk + b"\n", number)]
+                    first += len(chunks)
+                else:
+                    yield lines
+                    first += len(lines)
+            if len(tail) > MAX_LINE_BYTES:
+                raise self._too_long(first)
+        if tail:
+            yield [self._decode(tail, first)]
+
+    @staticmethod
+    def _decode_block(data: bytes) -> list[str] | None:
+        """The lines of `data` (complete lines) as `_decode` gives them, or None for a bad line.
+
+        A line too long, with NUL bytes or not UTF-8 is left to `_decode` line by line, which
+        finds it and says why.
+        """
+        if b"\x00" in data or (
+            len(data) > MAX_LINE_BYTES and max(map(len, data.split(b"\n"))) >= MAX_LINE_BYTES
+        ):
+            return None
+        try:
+            lines = data.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            return None
+        lines.pop()  # after the last newline: nothing
+        if b"\r" in data:
+            lines = [line.removesuffix("\r") for line in lines]
+        return lines
+
+    def _too_long(self, line_number: int) -> FileFormatError:
+        return FileFormatError(
+            self.path,
+            line_number,
+            f"line longer than {MAX_LINE_BYTES} bytes: not a FINRA short-sale file",
+        )
+
     def _decode(self, chunk: bytes, line_number: int) -> str:
         if len(chunk) > MAX_LINE_BYTES:
-            raise FileFormatError(
-                self.path,
-                line_number,
-                f"line longer than {MAX_LINE_BYTES} bytes: not a FINRA short-sale file",
-            )
+            raise self._too_long(line_number)
         if b"\x00" in chunk:
             raise FileFormatError(self.path, line_number, "not a text file: contains NUL bytes")
         try:
