@@ -246,6 +246,7 @@ class SqliteOtcStore:
                     "ORDER BY line_number",
                     (batch_id,),
                 )
+                # With normalize_line, plainly valid lines (nearly all) skip the Trade object.
                 plain_values = plain_values_for(normalizer)
                 while raw_rows := reader.fetchmany(CHUNK_ROWS):
                     trade_rows: list[tuple] = []
