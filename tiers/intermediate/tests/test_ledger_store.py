@@ -14,6 +14,8 @@ from spine_core import (
 from spine_core.errors import ConfigurationError
 from spine_core.events import EventType
 from spine_intermediate.pg import PostgresLedgerStore
+from spine_intermediate.pg.connect import PgDatabase
+from spine_intermediate.pg.migrations import MIGRATIONS, migrate
 
 pytestmark = pytest.mark.postgres
 
@@ -97,6 +99,62 @@ def test_racing_transitions_only_one_wins(store):
         t.join()
     assert len(wins) == 1 and len(losses) == 7
     assert [ev.seq for ev in store.list_events(e.id)] == [1, 2, 3]
+
+
+def test_events_racing_a_status_change_keep_one_gapless_sequence(store):
+    """Stage events appended while another thread moves the row never collide on seq."""
+    e = store.create_execution(NewExecution(name="x", status=ExecutionStatus.QUEUED))
+    store.claim(e.id, "w")
+    errors = []
+
+    def append(n):
+        try:
+            for i in range(10):
+                store.append_event(e.id, EventType.STAGE_STARTED, {"n": n, "i": i})
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    store.transition(e.id, ExecutionStatus.CANCELLING)
+    store.transition(e.id, ExecutionStatus.CANCELLED)
+    for t in threads:
+        t.join()
+    assert errors == []
+    events = store.list_events(e.id)
+    assert [ev.seq for ev in events] == list(range(1, len(events) + 1))
+    assert len(events) == 3 + 40 + 2
+
+
+def test_upgrading_keeps_the_event_sequence_of_existing_executions(empty_pg_url):
+    """Executions created before the ledger kept `last_seq` continue their seq after migrating."""
+    db = PgDatabase.connect(empty_pg_url)
+    try:
+
+        async def before_last_seq():
+            async with db.pool.acquire() as conn:
+                await migrate(conn, MIGRATIONS[:3])
+                await conn.execute(
+                    "INSERT INTO executions (id, name, status, backend, created_at, updated_at) "
+                    "VALUES ('old', 'x', 'queued', 'local', now(), now())"
+                )
+                await conn.execute(
+                    "INSERT INTO execution_events (execution_id, seq, event_type, created_at) "
+                    "VALUES ('old', 1, 'created', now()), ('old', 2, 'queued', now())"
+                )
+                await migrate(conn)
+
+        db.call(before_last_seq())
+    finally:
+        db.close()
+    store = PostgresLedgerStore.open(empty_pg_url)
+    try:
+        assert store.claim("old", "w").status is ExecutionStatus.RUNNING
+        events = store.list_events("old")
+        assert [(ev.seq, ev.event_type) for ev in events][-1] == (3, EventType.STARTED)
+    finally:
+        store.close()
 
 
 def test_schema_behind_is_refused(empty_pg_url):

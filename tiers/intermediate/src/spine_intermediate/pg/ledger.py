@@ -21,7 +21,12 @@ from spine_core.execution import (
     utcnow,
 )
 from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
-from spine_core.status import ExecutionStatus, check_transition, is_terminal
+from spine_core.status import (
+    ALLOWED_TRANSITIONS,
+    ExecutionStatus,
+    check_transition,
+    is_terminal,
+)
 from spine_intermediate.pg.connect import PgDatabase
 from spine_intermediate.pg.migrations import MIGRATIONS, require_current, schema_version
 
@@ -36,8 +41,9 @@ _COLUMNS = (
 _CREATE = f"""
 WITH created AS (
     INSERT INTO executions (id, name, params, status, lane, trigger_source, logical_key,
-        parent_execution_id, backend, retry_count, created_at, updated_at)
-    VALUES ($1, $2, $3, $12, $4, $5, $6, $7, $8, $9, $10::timestamptz, $10::timestamptz)
+        parent_execution_id, backend, retry_count, created_at, updated_at, last_seq)
+    VALUES ($1, $2, $3, $12, $4, $5, $6, $7, $8, $9, $10::timestamptz, $10::timestamptz,
+        CASE WHEN $12 = 'queued' THEN 2 ELSE 1 END)
     RETURNING {_COLUMNS}
 ), event AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
@@ -49,54 +55,166 @@ WITH created AS (
 SELECT {_COLUMNS} FROM created
 """
 
-# The row update and its status event in one statement. Run after `SELECT ... FOR UPDATE` in
-# the same transaction, so this statement's snapshot already sees every earlier event of the
-# execution and `max(seq) + 1` cannot collide.
+# A status change and its event in one statement. The WHERE admits only the statuses core's
+# state machine allows this move from; PostgreSQL re-checks it against the latest row version if
+# another transaction changed the row meanwhile, and `last_seq + 1` is computed from that same
+# version under the row lock, so racing writers can neither both move the row nor reuse a seq.
+_SET_STATUS = """
+    status = $2,
+    updated_at = $3,
+    started_at = CASE WHEN $4 THEN $3 ELSE started_at END,
+    finished_at = CASE WHEN $5 THEN $3 ELSE finished_at END,
+    error = COALESCE($6, error),
+    error_category = COALESCE($7, error_category),
+    result = COALESCE($8::jsonb, result),
+    worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
+    heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END,
+    last_seq = last_seq + 1
+"""
+
+_APPEND_STATUS_EVENT = """
+event AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, last_seq, $10, $11::jsonb, NULL, $3 FROM changed
+)
+"""
+
 _TRANSITION = f"""
 WITH changed AS (
-    UPDATE executions SET
-        status = $2,
-        updated_at = $3,
-        started_at = CASE WHEN $4 THEN $3 ELSE started_at END,
-        finished_at = CASE WHEN $5 THEN $3 ELSE finished_at END,
-        error = COALESCE($6, error),
-        error_category = COALESCE($7, error_category),
-        result = COALESCE($8::jsonb, result),
-        worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
-        heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END
-    WHERE id = $1
-    RETURNING {_COLUMNS}
-), event AS (
-    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
-    SELECT id,
-           (SELECT COALESCE(MAX(seq), 0) + 1 FROM execution_events WHERE execution_id = $1),
-           $10, $11::jsonb, NULL, $3
-    FROM changed
-)
+    UPDATE executions SET {_SET_STATUS}
+    WHERE id = $1 AND status = ANY($12::text[])
+    RETURNING {_COLUMNS}, last_seq
+), {_APPEND_STATUS_EVENT}
 SELECT {_COLUMNS} FROM changed
 """
 
 
-_RUN_STARTED = """
-INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, status, started_at,
-                           params)
-VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6)
-ON CONFLICT (run_id) WHERE step IS NULL DO UPDATE SET
-    status = 'running', started_at = EXCLUDED.started_at, finished_at = NULL,
-    duration_ms = NULL, error = NULL
+def _claim_sql(pick: str) -> str:
+    """The move to running of the oldest queued row that `pick` admits and nobody holds."""
+    return f"""
+WITH changed AS (
+    UPDATE executions SET {_SET_STATUS}
+    WHERE id = (
+        SELECT id FROM executions WHERE status = 'queued' AND {pick}
+        ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ) AND status = 'queued'
+    RETURNING {_COLUMNS}, last_seq
+), {_APPEND_STATUS_EVENT}
+SELECT {_COLUMNS} FROM changed
 """
 
-_STEP_FINISHED = """
+
+# `$1` is the one execution to claim (NULL for any); `$12` the lanes to claim from.
+_CLAIM_ONE = _claim_sql("id = $1")
+_CLAIM_IN_LANES = _claim_sql("$1::text IS NULL AND lane = ANY($12::text[])")
+_CLAIM_ANY = _claim_sql("$1::text IS NULL")
+
+_SOURCES: dict[ExecutionStatus, list[str]] = {
+    to: sorted(f.value for f, targets in ALLOWED_TRANSITIONS.items() if to in targets)
+    for to in ExecutionStatus
+}
+"""For each status, the statuses core's state machine allows moving to it from."""
+
+
+def _status_args(
+    to: ExecutionStatus,
+    error: str | None,
+    error_category: str | None,
+    result: Mapping[str, Any] | None,
+    payload: Mapping[str, Any] | None,
+    worker_id: str | None,
+) -> tuple[Any, ...]:
+    """Parameters $2..$11 of `_SET_STATUS` and `_APPEND_STATUS_EVENT`."""
+    running = to is ExecutionStatus.RUNNING
+    event_payload = dict(payload or {})
+    if error:
+        event_payload.setdefault("error", error)
+    if running and worker_id:
+        event_payload.setdefault("worker_id", worker_id)
+    return (
+        to.value,
+        utcnow(),
+        running,
+        is_terminal(to),
+        error,
+        error_category,
+        dict(result) if result is not None else None,
+        worker_id,
+        STATUS_EVENTS[to].value,
+        event_payload,
+    )
+
+
+# Run rows and step rows go in through one statement; a run row arrives closed when its run
+# ended in the same batch, and a re-run of the same run id restarts its row.
+_INSERT_HISTORY = """
 INSERT INTO workflow_runs (run_id, execution_id, workflow, version, step, kind, status,
-    started_at, finished_at, duration_ms, error, category, detail)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    started_at, finished_at, duration_ms, error, category, params, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (run_id) WHERE step IS NULL DO UPDATE SET
+    status = EXCLUDED.status, started_at = EXCLUDED.started_at,
+    finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
+    error = EXCLUDED.error
 """
 
-_RUN_FINISHED = """
+_CLOSE_RUN = """
 UPDATE workflow_runs SET status = $2, error = $3, finished_at = $4,
     duration_ms = EXTRACT(EPOCH FROM ($4 - started_at)) * 1000
 WHERE run_id = $1 AND step IS NULL
 """
+
+
+def _history_rows(entries: Sequence[HistoryEntry]) -> tuple[list[tuple], list[tuple]]:
+    """The batch as rows to insert, in order, and closes of runs opened by an earlier batch."""
+    finished = {e.run_id: e for e in entries if isinstance(e, RunFinished)}
+    opened = {e.run_id for e in entries if isinstance(e, RunStarted)}
+    rows: list[tuple] = []
+    for entry in entries:
+        if isinstance(entry, RunStarted):
+            end = finished.get(entry.run_id)
+            rows.append(
+                (
+                    entry.run_id,
+                    entry.execution_id,
+                    entry.workflow,
+                    entry.version,
+                    None,
+                    None,
+                    end.status if end else "running",
+                    entry.started_at,
+                    end.finished_at if end else None,
+                    (end.finished_at - entry.started_at).total_seconds() * 1000 if end else None,
+                    end.error if end else None,
+                    None,
+                    dict(entry.params),
+                    {},
+                )
+            )
+        elif isinstance(entry, StepRunRecord):
+            rows.append(
+                (
+                    entry.run_id,
+                    entry.execution_id,
+                    entry.workflow,
+                    entry.version,
+                    entry.step,
+                    entry.kind,
+                    entry.status,
+                    entry.started_at,
+                    entry.finished_at,
+                    entry.duration_ms,
+                    entry.error,
+                    entry.category,
+                    None,
+                    _jsonable(entry.detail),
+                )
+            )
+    closes = [
+        (e.run_id, e.status, e.error, e.finished_at)
+        for e in finished.values()
+        if e.run_id not in opened
+    ]
+    return rows, closes
 
 
 def _execution(row: Mapping[str, Any]) -> Execution:
@@ -162,14 +280,15 @@ async def _append_event(
     dedupe_key: str | None,
     at: datetime,
 ) -> asyncpg.Record:
-    """Append with seq = max+1; the caller holds the execution row lock."""
+    """Append with the row's next seq; the caller holds the execution row lock."""
     return await conn.fetchrow(
         """
+        WITH counted AS (
+            UPDATE executions SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq
+        )
         INSERT INTO execution_events
             (execution_id, seq, event_type, payload, dedupe_key, created_at)
-        VALUES ($1,
-                (SELECT COALESCE(MAX(seq), 0) + 1 FROM execution_events WHERE execution_id = $1),
-                $2, $3, $4, $5)
+        SELECT $1, last_seq, $2, $3, $4, $5 FROM counted
         RETURNING execution_id, seq, event_type, payload, dedupe_key, created_at
         """,
         execution_id,
@@ -305,47 +424,26 @@ class PostgresLedgerStore:
         result: Mapping[str, Any] | None,
         payload: Mapping[str, Any] | None,
         worker_id: str | None,
-        conn: asyncpg.Connection | None = None,
-        current: str | None = None,
+        conn: asyncpg.Connection | asyncpg.Pool | None = None,
     ) -> Execution:
-        """Check and apply one status change with its event.
+        """Apply one status change with its event: one statement, atomic on its own.
 
-        Without `conn`, in its own transaction; with it, `current` may be the status the caller
-        already read under the row lock (then the lock is not taken again).
+        If no row moved, the row is read to say why: unknown id, or a move core's state machine
+        forbids from the status it has now.
         """
-        if conn is None:
-            async with self.db.pool.acquire() as conn, conn.transaction():
-                return await self._transition(
-                    execution_id, to, error, error_category, result, payload, worker_id, conn
-                )
+        target = conn if conn is not None else self.db.pool
+        args = _status_args(to, error, error_category, result, payload, worker_id)
+        row = await target.fetchrow(_TRANSITION, execution_id, *args, _SOURCES[to])
+        if row is not None:
+            return _execution(row)
+        current = await target.fetchval("SELECT status FROM executions WHERE id = $1", execution_id)
         if current is None:
-            current = await conn.fetchval(
-                "SELECT status FROM executions WHERE id = $1 FOR UPDATE", execution_id
-            )
-            if current is None:
-                raise ExecutionNotFound(execution_id)
+            raise ExecutionNotFound(execution_id)
         check_transition(current, to)
-        running = to is ExecutionStatus.RUNNING
-        event_payload = dict(payload or {})
-        if error:
-            event_payload.setdefault("error", error)
-        if running and worker_id:
-            event_payload.setdefault("worker_id", worker_id)
-        row = await conn.fetchrow(
-            _TRANSITION,
-            execution_id,
-            to.value,
-            utcnow(),
-            running,
-            is_terminal(to),
-            error,
-            error_category,
-            dict(result) if result is not None else None,
-            worker_id,
-            STATUS_EVENTS[to].value,
-            event_payload,
+        # Legal from the status it has now: it changed between the two statements; try again.
+        return await self._transition(
+            execution_id, to, error, error_category, result, payload, worker_id, conn
         )
-        return _execution(row)
 
     def append_event(
         self,
@@ -416,38 +514,15 @@ class PostgresLedgerStore:
     async def _claim(
         self, worker_id: str, lanes: tuple[Lane, ...] | None, execution_id: str | None
     ) -> Execution | None:
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            if execution_id is not None:
-                picked = await conn.fetchrow(
-                    "SELECT id, status FROM executions WHERE id = $1 AND status = 'queued' "
-                    "FOR UPDATE SKIP LOCKED",
-                    execution_id,
-                )
-            elif lanes:
-                picked = await conn.fetchrow(
-                    "SELECT id, status FROM executions WHERE status = 'queued' "
-                    "AND lane = ANY($1::text[]) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    [Lane(lane).value for lane in lanes],
-                )
-            else:
-                picked = await conn.fetchrow(
-                    "SELECT id, status FROM executions WHERE status = 'queued' "
-                    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-                )
-            if picked is None:
-                return None
-            # Locked and read just now: the transition need not lock and read it again.
-            return await self._transition(
-                picked["id"],
-                ExecutionStatus.RUNNING,
-                None,
-                None,
-                None,
-                None,
-                worker_id,
-                conn,
-                picked["status"],
-            )
+        args = _status_args(ExecutionStatus.RUNNING, None, None, None, None, worker_id)
+        if execution_id is not None:
+            row = await self.db.pool.fetchrow(_CLAIM_ONE, execution_id, *args)
+        elif lanes:
+            lane_names = [Lane(lane).value for lane in lanes]
+            row = await self.db.pool.fetchrow(_CLAIM_IN_LANES, None, *args, lane_names)
+        else:
+            row = await self.db.pool.fetchrow(_CLAIM_ANY, None, *args)
+        return None if row is None else _execution(row)
 
     def count_by_status(self) -> dict[str, int]:
         """How many executions are in each status."""
@@ -472,39 +547,16 @@ class PostgresLedgerStore:
             self.db.call(self._record(entries))
 
     async def _record(self, entries: Sequence[HistoryEntry]) -> None:
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            for entry in entries:
-                if isinstance(entry, RunStarted):
-                    await conn.execute(
-                        _RUN_STARTED,
-                        entry.run_id,
-                        entry.execution_id,
-                        entry.workflow,
-                        entry.version,
-                        entry.started_at,
-                        dict(entry.params),
-                    )
-                elif isinstance(entry, RunFinished):
-                    await conn.execute(
-                        _RUN_FINISHED, entry.run_id, entry.status, entry.error, entry.finished_at
-                    )
-                else:
-                    await conn.execute(
-                        _STEP_FINISHED,
-                        entry.run_id,
-                        entry.execution_id,
-                        entry.workflow,
-                        entry.version,
-                        entry.step,
-                        entry.kind,
-                        entry.status,
-                        entry.started_at,
-                        entry.finished_at,
-                        entry.duration_ms,
-                        entry.error,
-                        entry.category,
-                        _jsonable(entry.detail),
-                    )
+        rows, closes = _history_rows(entries)
+        async with self.db.pool.acquire() as conn:
+            if not closes:
+                # executemany is atomic on its own (one Sync): a short run costs one round trip.
+                await conn.executemany(_INSERT_HISTORY, rows)
+                return
+            async with conn.transaction():
+                if rows:
+                    await conn.executemany(_INSERT_HISTORY, rows)
+                await conn.executemany(_CLOSE_RUN, closes)
 
     def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[StepRunRecord]:
         """Run-level rows, newest first."""
@@ -609,7 +661,6 @@ class PostgresLedgerStore:
                     },
                     None,
                     conn,
-                    current["status"],
                 )
                 done.append(row["id"])
         return done
