@@ -16,6 +16,7 @@ from spine_core.events import EventType
 from spine_intermediate.pg import PostgresLedgerStore
 from spine_intermediate.pg.connect import PgDatabase
 from spine_intermediate.pg.migrations import MIGRATIONS, migrate
+from spine_intermediate.workers import WorkerLedger
 
 pytestmark = pytest.mark.postgres
 
@@ -170,3 +171,8 @@ def test_unreachable_message_has_no_password():
     message = str(info.value)
     assert "cannot reach PostgreSQL at 127.0.0.1:1/spine" in message
     assert "s3cretpw" not in message
+
+
+def test_postgres_ledger_keeps_worker_bookkeeping(store):
+    """LocalBackend finds heartbeats and lease requeueing on the PostgreSQL ledger."""
+    assert isinstance(store, WorkerLedger)

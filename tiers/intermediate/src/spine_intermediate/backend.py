@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from spine_core.backend import BackendHealth
@@ -16,6 +17,7 @@ from spine_core.execution import Execution, Lane, utcnow
 from spine_core.ports import LedgerStore
 from spine_core.runner import ExecutionRunner
 from spine_core.status import ExecutionStatus
+from spine_intermediate.workers import WorkerLedger
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class LocalBackend:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.store = store
+        self.workers = store if isinstance(store, WorkerLedger) else None
+        """The store's worker bookkeeping, if it keeps any (`WorkerLedger`)."""
         self.runner = runner
         self.concurrency = concurrency
         self.poll_interval = poll_interval
@@ -109,8 +113,7 @@ class LocalBackend:
 
     def _remote_workers_health(self, info: dict[str, Any]) -> BackendHealth:
         """No threads here: the work is done by `spine worker start` processes, if any run."""
-        last_seen = getattr(self.store, "last_worker_heartbeat", None)
-        seen = last_seen() if last_seen is not None else None
+        seen = self.workers.last_worker_heartbeat() if self.workers is not None else None
         if seen is None:
             return BackendHealth(False, "no worker seen: start one with spine worker start", info)
         age = (utcnow() - seen).total_seconds()
@@ -126,7 +129,7 @@ class LocalBackend:
         if self._started:
             return
         self._stopping.clear()
-        self._call_optional("register_worker", self.worker_id, self.concurrency)
+        self._bookkeep(lambda workers: workers.register_worker(self.worker_id, self.concurrency))
         for n in range(self.concurrency):
             thread = threading.Thread(
                 target=self._work,
@@ -172,7 +175,7 @@ class LocalBackend:
             thread.join(1.0)
         self._threads = []
         self._started = False
-        self._call_optional("worker_stopped", self.worker_id)
+        self._bookkeep(lambda workers: workers.worker_stopped(self.worker_id))
         log.info("worker %s stopped (%d handed back)", self.worker_id, len(leftovers))
 
     # -- running ----------------------------------------------------------------------------
@@ -183,10 +186,9 @@ class LocalBackend:
         If another worker already claimed it, wait for that worker to finish it. Returns the
         final row when this thread ran it, else None.
         """
-        claim = getattr(self.store, "claim", None)
         thread_id = f"{self.worker_id}/inline"
-        if claim is not None:
-            execution = claim(execution_id, thread_id)
+        if self.workers is not None:
+            execution = self.workers.claim(execution_id, thread_id)
             if execution is not None:
                 return self._run_claimed(execution, thread_id)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -246,27 +248,26 @@ class LocalBackend:
         while not self._stopping.wait(self.heartbeat_interval):
             with self._lock:
                 running = list(self._in_flight)
-            self._call_optional("heartbeat", self.worker_id, running)
+            self._bookkeep(lambda workers, ids=running: workers.heartbeat(self.worker_id, ids))
             self._reap()
 
     def _reap(self) -> None:
-        reap = getattr(self.store, "requeue_stale", None)
-        if reap is None or self.lease_seconds <= 0:
+        if self.workers is None or self.lease_seconds <= 0:
             return
         try:
-            for execution_id in reap(self.lease_seconds):
+            for execution_id in self.workers.requeue_stale(self.lease_seconds):
                 log.warning("execution %s requeued: its worker stopped heartbeating", execution_id)
         except Exception as exc:
             log.warning("could not requeue stale executions: %s", exc)
 
-    def _call_optional(self, method: str, *args: Any) -> None:
-        fn = getattr(self.store, method, None)
-        if fn is None:
+    def _bookkeep(self, write: Callable[[WorkerLedger], None]) -> None:
+        """Worker bookkeeping is best effort: a failed write is logged, never fatal."""
+        if self.workers is None:
             return
         try:
-            fn(*args)
+            write(self.workers)
         except Exception as exc:
-            log.warning("worker bookkeeping (%s) failed: %s", method, exc)
+            log.warning("worker bookkeeping failed: %s", exc)
 
     @property
     def in_flight(self) -> list[str]:
