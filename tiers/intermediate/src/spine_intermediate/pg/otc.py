@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import date
@@ -37,6 +38,8 @@ from spine_otc.store import (
 )
 
 CHUNK_ROWS = 5_000
+COPY_ROWS = 20_000
+"""Raw rows per COPY while capturing: two chunks in memory, one being read, one being sent."""
 
 _BATCH_COLUMNS = (
     "batch_id, source_key, file_name, content_hash, row_count, captured_at, status, detail, "
@@ -81,6 +84,16 @@ def _chunks(items: Iterable[Any], size: int = CHUNK_ROWS) -> Iterator[list[Any]]
         yield chunk
 
 
+async def _started(coro: Any) -> asyncio.Task[Any]:
+    """`coro` running on the loop as a task, so the calling thread can work meanwhile."""
+    return asyncio.ensure_future(coro)
+
+
+async def _settled(task: asyncio.Task[Any]) -> None:
+    """Wait for `task` to end, however it ends."""
+    await asyncio.wait([task])
+
+
 class _Session:
     """One connection and one transaction driven from the calling thread, step by step.
 
@@ -123,6 +136,46 @@ class _Session:
                     self.rollback()
         finally:
             self.db.call(self.db.pool.release(self.conn))
+
+
+def _copy_raw_rows(s: _Session, info: CaptureInfo, rows: Iterable[RawRow]) -> int:
+    """COPY the rows into otc_trades_raw; return how many.
+
+    Each chunk's COPY runs on the loop while this thread reads and hashes the next one, so the
+    file reading and the server's writing overlap instead of taking turns.
+    """
+    count = 0
+    copying: asyncio.Task[Any] | None = None
+    try:
+        for chunk in _chunks(rows, COPY_ROWS):
+            records = [
+                (
+                    info.batch_id,
+                    info.file_name,
+                    info.source_key,
+                    r.line_number,
+                    r.raw_line,
+                    r.record_hash,
+                )
+                for r in chunk
+            ]
+            if copying is not None:
+                s(copying)  # one COPY at a time on a connection; raises the COPY's error
+            copying = s(
+                _started(
+                    s.conn.copy_records_to_table(
+                        "otc_trades_raw", records=records, columns=list(_RAW_COLUMNS)
+                    )
+                )
+            )
+            count += len(records)
+        if copying is not None:
+            s(copying)
+    except BaseException:
+        if copying is not None:
+            s(_settled(copying))  # the connection must be idle before the rollback
+        raise
+    return count
 
 
 class PostgresOtcStore:
@@ -203,25 +256,7 @@ class PostgresOtcStore:
                 )
             except asyncpg.UniqueViolationError:
                 raise DuplicateBatch(info.content_hash, "(captured concurrently)") from None
-            count = 0
-            for chunk in _chunks(rows):
-                records = [
-                    (
-                        info.batch_id,
-                        info.file_name,
-                        info.source_key,
-                        r.line_number,
-                        r.raw_line,
-                        r.record_hash,
-                    )
-                    for r in chunk
-                ]
-                s(
-                    s.conn.copy_records_to_table(
-                        "otc_trades_raw", records=records, columns=list(_RAW_COLUMNS)
-                    )
-                )
-                count += len(records)
+            count = _copy_raw_rows(s, info, rows)
             row = s(
                 s.conn.fetchrow(
                     f"UPDATE otc_batches SET row_count = $2 WHERE batch_id = $1 "
