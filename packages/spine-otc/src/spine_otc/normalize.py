@@ -165,11 +165,11 @@ def _alternatives(codes: dict[str, str]) -> str:
 _POSITIVE = r"([1-9][0-9]{0,14}(?:\.[0-9]{1,10})?)"
 """`_DECIMAL` with a non-zero first digit: certainly > 0, and `str(Decimal(text)) == text`
 (no leading zero to drop, no exponent), so the text is the exact decimal as stored."""
+_SEP = re.escape(DELIMITER)
 _PLAIN_LINE = re.compile(
-    rf"({_alternatives(VENUES)})\{DELIMITER}({SYMBOL_PATTERN.pattern})\{DELIMITER}"
-    rf"([0-9]{{8}})\{DELIMITER}([0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}})\{DELIMITER}"
-    rf"({_alternatives(SHORT_TYPES)})\{DELIMITER}{_POSITIVE}\{DELIMITER}{_POSITIVE}"
-    rf"\{DELIMITER}[^{re.escape(DELIMITER)}]*"
+    rf"({_alternatives(VENUES)}){_SEP}({SYMBOL_PATTERN.pattern}){_SEP}"
+    rf"([0-9]{{8}}){_SEP}([0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}){_SEP}"
+    rf"({_alternatives(SHORT_TYPES)}){_SEP}{_POSITIVE}{_SEP}{_POSITIVE}{_SEP}[^{_SEP}]*"
 )
 """A data line with no blanks to strip, every field already in its valid shape."""
 _iso_dates: dict[str, str] = {}
