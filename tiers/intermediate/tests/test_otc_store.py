@@ -12,7 +12,7 @@ from spine_intermediate.pg.otc import PostgresOtcStore
 from spine_intermediate.tier import TIER
 from spine_otc import InMemoryOtcStore, OtcStore, PsvReader, RawRow, sample_path
 from spine_otc.generator import generate
-from spine_otc.normalize import Trade, normalize_line
+from spine_otc.normalize import Reject, RejectReason, Trade, normalize_line
 from spine_otc.store import CaptureInfo
 from spine_otc.testing import GOOD, accept_all, border_lines, capture_lines
 
@@ -68,8 +68,13 @@ def _exact(trade: Trade) -> tuple[str, str, str]:
     return tuple(format(v, "f") for v in (trade.size, trade.price, trade.notional))
 
 
-def test_stored_numbers_are_normalize_lines_exactly(pg_otc, tmp_path):
-    """Size, price and notional as stored (scale included) are normalize_line's, SQL path or not."""
+@pytest.mark.parametrize("lines_per_statement", [otc_module.NORMALIZE_LINES, 7])
+def test_stored_numbers_are_normalize_lines_exactly(
+    pg_otc, tmp_path, monkeypatch, lines_per_statement
+):
+    """Size, price and notional as stored (scale included) are normalize_line's, SQL path or not,
+    in one statement or many line ranges."""
+    monkeypatch.setattr(otc_module, "NORMALIZE_LINES", lines_per_statement)
     path = tmp_path / "generated.psv"
     generate(path, rows=2000, days=2, symbols=5, seed=3, bad_rate=0.01)
     lines = [row.raw_line for row in PsvReader(path)] + border_lines()
@@ -103,3 +108,18 @@ def test_capture_rolls_back_when_rows_raise_while_a_copy_runs(pg_otc, monkeypatc
         pg_otc.capture_batch(info, rows())
     assert pg_otc.table_counts()["otc_trades_raw"] == 0
     assert pg_otc.get_batch("b-mid-copy") is None
+
+
+def test_another_normalizer_decides_every_line(pg_otc):
+    """The SQL fast path is normalize_line's: any other normalizer sees every line."""
+    batch = capture_lines(pg_otc, GOOD)
+    seen = []
+
+    def refuse(line: str) -> Reject:
+        seen.append(line)
+        return Reject(RejectReason.BAD_VENUE, "not today")
+
+    outcome = pg_otc.normalize_batch(batch.batch_id, refuse, accept_all)
+    assert seen == list(GOOD)
+    assert outcome.quality.failure_reasons == {"BAD_VENUE": len(GOOD)}
+    assert pg_otc.table_counts()["otc_trades"] == 0

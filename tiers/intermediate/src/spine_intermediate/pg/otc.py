@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -38,6 +39,8 @@ from spine_otc.store import (
 )
 
 CHUNK_ROWS = 5_000
+NORMALIZE_LINES = 250_000
+"""Line numbers per normalize statement: a few seconds each, however long the file."""
 COPY_ROWS = 20_000
 """Raw rows per COPY while capturing: two chunks in memory, one being read, one being sent."""
 
@@ -178,6 +181,87 @@ def _copy_raw_rows(s: _Session, info: CaptureInfo, rows: Iterable[RawRow]) -> in
     return count
 
 
+@dataclass
+class _Counts:
+    """What a normalization produced so far."""
+
+    tally: NormalizeTally = field(default_factory=NormalizeTally)
+    trades: int = 0
+    rejects: int = 0
+    dates: set[date] = field(default_factory=set)
+
+
+def _normalize_lines(s: _Session, batch: Batch, normalizer: Normalizer) -> _Counts:
+    """Run NORMALIZE_SQL over the batch, NORMALIZE_LINES line numbers per statement.
+
+    The statement inserts the lines it can prove valid (only when `normalizer` is
+    `normalize_line`) and hands the rest back in line order; `normalizer` decides those and
+    their trades and rejects are COPYed. Ranges keep each statement short and its scratch
+    space bounded, whatever the file's size.
+    """
+    counts = _Counts()
+    first, last = s(
+        s.conn.fetchrow(
+            "SELECT min(line_number), max(line_number) FROM otc_trades_raw WHERE batch_id = $1",
+            batch.batch_id,
+        )
+    )
+    fast = normalizer is normalize_line
+    for start in range(first or 0, (last or -1) + 1, NORMALIZE_LINES):
+        end = start + NORMALIZE_LINES
+        args = (batch.batch_id, batch.source_key, fast, start, end)
+        cursor = s(s.conn.cursor(NORMALIZE_SQL, *args))
+        while rows := s(cursor.fetch(CHUNK_ROWS)):
+            _decide(s, batch, normalizer, rows, counts)
+    return counts
+
+
+def _decide(
+    s: _Session, batch: Batch, normalizer: Normalizer, rows: list[Any], counts: _Counts
+) -> None:
+    """Count the statement's per-date trade counts; normalize and write the lines handed back."""
+    trades, rejects = [], []
+    for line_number, raw_line, trade_date, inserted in rows:
+        if line_number is None:
+            counts.dates.add(trade_date)
+            counts.tally.rows += inserted  # trades only: no reject reason to count
+            counts.trades += inserted
+            continue
+        result = normalizer(raw_line)
+        counts.tally.add(result)
+        if isinstance(result, Reject):
+            rejects.append(
+                (batch.batch_id, line_number, result.reason.value, result.message, raw_line)
+            )
+        else:
+            counts.dates.add(result.trade_date)
+            trades.append(
+                (
+                    batch.source_key,
+                    line_number,
+                    batch.batch_id,
+                    result.trade_date,
+                    result.trade_time,
+                    result.symbol,
+                    result.venue,
+                    result.short_type,
+                    result.size,
+                    result.price,
+                    result.notional,
+                )
+            )
+    if trades:
+        s(s.conn.copy_records_to_table("otc_trades", records=trades, columns=list(_TRADE_COLUMNS)))
+    if rejects:
+        s(
+            s.conn.copy_records_to_table(
+                "otc_rejects", records=rejects, columns=list(_REJECT_COLUMNS)
+            )
+        )
+    counts.trades += len(trades)
+    counts.rejects += len(rejects)
+
+
 class PostgresOtcStore:
     """The OTC tables in PostgreSQL. Synchronous; every write is one transaction."""
 
@@ -271,8 +355,6 @@ class PostgresOtcStore:
         self, batch_id: str, normalizer: Normalizer, accept: Accept
     ) -> NormalizeOutcome:
         """Replace the source's trades with this batch's in one transaction, if `accept` agrees."""
-        tally = NormalizeTally()
-        trade_count = reject_count = 0
         with _Session(self.db) as s:
             row = s(
                 s.conn.fetchrow(
@@ -293,70 +375,18 @@ class PostgresOtcStore:
             )
             s(s.conn.execute("DELETE FROM otc_trades WHERE source_key = $1", batch.source_key))
             s(s.conn.execute("DELETE FROM otc_rejects WHERE batch_id = $1", batch_id))
-            new_dates: set[date] = set()
-            # The fast path inserts the lines it can prove valid; the rest come back, in line
-            # order, for `normalizer` to decide (see normalize_sql).
-            cursor = s(
-                s.conn.cursor(
-                    NORMALIZE_SQL, batch_id, batch.source_key, normalizer is normalize_line
-                )
-            )
-            while raw := s(cursor.fetch(CHUNK_ROWS)):
-                trades, rejects = [], []
-                for line_number, raw_line, trade_date, inserted in raw:
-                    if line_number is None:
-                        new_dates.add(trade_date)
-                        tally.rows += inserted  # trades only: no reject reason to count
-                        trade_count += inserted
-                        continue
-                    result = normalizer(raw_line)
-                    tally.add(result)
-                    if isinstance(result, Reject):
-                        rejects.append(
-                            (batch_id, line_number, result.reason.value, result.message, raw_line)
-                        )
-                    else:
-                        new_dates.add(result.trade_date)
-                        trades.append(
-                            (
-                                batch.source_key,
-                                line_number,
-                                batch_id,
-                                result.trade_date,
-                                result.trade_time,
-                                result.symbol,
-                                result.venue,
-                                result.short_type,
-                                result.size,
-                                result.price,
-                                result.notional,
-                            )
-                        )
-                if trades:
-                    s(
-                        s.conn.copy_records_to_table(
-                            "otc_trades", records=trades, columns=list(_TRADE_COLUMNS)
-                        )
-                    )
-                if rejects:
-                    s(
-                        s.conn.copy_records_to_table(
-                            "otc_rejects", records=rejects, columns=list(_REJECT_COLUMNS)
-                        )
-                    )
-                trade_count += len(trades)
-                reject_count += len(rejects)
-            quality = tally.quality()
+            counts = _normalize_lines(s, batch, normalizer)
+            quality = counts.tally.quality()
             if accept(quality):
-                dates = sorted({r["trade_date"] for r in old_dates} | new_dates)
+                dates = sorted({r["trade_date"] for r in old_dates} | counts.dates)
                 row = s(
                     s.conn.fetchrow(
                         f"UPDATE otc_batches SET status = 'normalized', detail = NULL, "
                         f"trade_count = $2, reject_count = $3, affected_dates = $4 "
                         f"WHERE batch_id = $1 RETURNING {_BATCH_COLUMNS}",
                         batch_id,
-                        trade_count,
-                        reject_count,
+                        counts.trades,
+                        counts.rejects,
                         dates,
                     )
                 )
@@ -370,8 +400,8 @@ class PostgresOtcStore:
                 f"RETURNING {_BATCH_COLUMNS}",
                 batch_id,
                 refusal_detail(quality),
-                trade_count,
-                reject_count,
+                counts.trades,
+                counts.rejects,
             )
         )
         return NormalizeOutcome(_batch(row), quality, False)
