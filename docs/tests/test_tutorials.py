@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from spine_basic.migrations import LATEST_VERSION
 from spine_intermediate.testing import free_port, require_postgres, temporary_database
 from spine_otc.metrics import METRIC_FIELDS
 
@@ -173,7 +174,7 @@ def test_basic_tutorial(basic_tutorial: Ran):
     out = basic_tutorial.check()
     assert re.search(r"^market-spine-basic \d+\.\d+\.\d+$", out, re.M)
     assert "active tier: basic" in out
-    assert "schema version 2" in out
+    assert f"schema version {LATEST_VERSION}" in out
     assert out.count("otc.daily: completed") >= 2
     header = [ln for ln in out.splitlines() if ln.startswith("trade_date")]
     assert header and header[0].split() == list(METRIC_FIELDS)
