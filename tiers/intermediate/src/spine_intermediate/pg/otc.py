@@ -469,7 +469,9 @@ class PostgresOtcStore:
                 "SELECT batch_id, source_key, line_number, trade_date, trade_time, symbol, venue, "
                 "short_type, size, price FROM otc_trades "
                 "WHERE ($1::text IS NULL OR symbol = $1) AND ($2::date IS NULL OR trade_date = $2) "
-                "AND ($3::text IS NULL OR venue = $3) AND ($4::text IS NULL OR batch_id = $4) "
+                "AND ($3::text IS NULL OR venue = $3) AND ($4::text IS NULL OR batch_id = $4 "
+                # a batch's trades carry its source key: found by the primary key
+                "AND source_key = (SELECT source_key FROM otc_batches WHERE batch_id = $4)) "
                 "ORDER BY trade_date, trade_time, source_key, line_number LIMIT $5 OFFSET $6",
                 symbol,
                 trade_date,
