@@ -92,6 +92,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _release_as_is(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's per-release reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL).
+
+    The stores leave no session state behind: advisory locks are transaction-scoped, cursors
+    live inside transactions, nothing LISTENs or SETs. asyncpg still rolls back a transaction
+    left open before calling this, so a released connection is clean without a round trip.
+    """
+
+
 def pool_sizes(options: Mapping[str, str]) -> tuple[int, int]:
     """(min, max) pool size from `SPINE_POOL_MIN` / `SPINE_POOL_MAX`."""
     try:
@@ -115,6 +124,7 @@ async def _create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_release_as_is,
         command_timeout=command_timeout,
         timeout=CONNECT_TIMEOUT,
     )
