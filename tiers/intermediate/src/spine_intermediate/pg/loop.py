@@ -1,9 +1,12 @@
 """The sync-over-async bridge: one private event loop in a daemon thread per database.
 
 Core's store interfaces are synchronous (every caller is a thread); asyncpg is asynchronous.
-Each `AsyncBridge` owns an event loop running in its own daemon thread, and `call` submits a
-coroutine to it with `asyncio.run_coroutine_threadsafe` and blocks for the result. Every store
-method is a thin synchronous wrapper over an async implementation run through this bridge.
+Each `AsyncBridge` owns an event loop running in its own daemon thread, and `call` hands a
+coroutine to it and blocks for the result. Every store method is a thin synchronous wrapper
+over an async implementation run through this bridge, so the hop is on every ledger write: it
+is kept to one `call_soon_threadsafe` there and one lock release back (`asyncio`'s
+`run_coroutine_threadsafe` adds a `concurrent.futures.Future`, whose Python-level condition
+variable cost a fifth of the loop thread's time in `bench/`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -19,6 +22,29 @@ T = TypeVar("T")
 
 async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+class _Pending:
+    """One call in flight: the caller blocks on `done` until the loop fills it in."""
+
+    __slots__ = ("done", "error", "result", "task")
+
+    def __init__(self) -> None:
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task | None = None
+
+    def settle(self, task: asyncio.Task) -> None:
+        """Done callback, on the loop: record the outcome and wake the caller."""
+        if task.cancelled():
+            self.error = asyncio.CancelledError()
+        else:
+            self.error = task.exception()
+            if self.error is None:
+                self.result = task.result()
+        self.done.release()
 
 
 class AsyncBridge:
@@ -51,12 +77,23 @@ class AsyncBridge:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("AsyncBridge.call from the bridge's own loop would deadlock")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
+        pending = _Pending()
+        self._loop.call_soon_threadsafe(self._start, coro, pending)
+        if not pending.done.acquire(timeout=-1 if timeout is None else timeout):
+            self._loop.call_soon_threadsafe(self._cancel, pending)
+            raise TimeoutError(f"no result within {timeout} s")
+        if pending.error is not None:
+            raise pending.error
+        return pending.result  # type: ignore[return-value]
+
+    def _start(self, coro: Coroutine[object, object, object], pending: _Pending) -> None:
+        pending.task = self._loop.create_task(coro)
+        pending.task.add_done_callback(pending.settle)
+
+    @staticmethod
+    def _cancel(pending: _Pending) -> None:
+        if pending.task is not None:
+            pending.task.cancel()
 
     def close(self) -> None:
         """Stop the loop and join its thread; pending calls are cancelled."""
