@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -14,9 +15,16 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def client(module_pg_url):
+def client(module_pg_url, tmp_path_factory):
+    uploads = tmp_path_factory.mktemp("data")
     settings = Settings(
-        module_pg_url, {"api_worker": "embedded", "api_max_body_bytes": "2048", "workers": "2"}
+        module_pg_url,
+        {
+            "api_worker": "embedded",
+            "api_max_body_bytes": "2048",
+            "workers": "2",
+            "data_dirs": os.pathsep.join([str(uploads), str(sample_path().parent)]),
+        },
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
@@ -64,7 +72,8 @@ def test_submit_daily_and_read_metrics(client):
 def test_pagination(client):
     ids = [
         client.post(
-            "/executions", json={"pipeline": "otc.ingest", "params": {"file": "/nope"}}
+            "/executions",
+            json={"pipeline": "otc.ingest", "params": {"file": str(sample_path().parent / "nope")}},
         ).json()["id"]
         for _ in range(5)
     ]
@@ -97,7 +106,7 @@ def test_pagination(client):
         (
             "post",
             "/executions",
-            {"pipeline": "otc.ingest", "params": {"file": "x"}, "logical_key": "k"},
+            {"pipeline": "otc.ingest", "params": {"file": str(sample_path())}, "logical_key": "k"},
             400,
             "missing_capability",
             "market-spine-advanced",

@@ -94,11 +94,14 @@ def test_import_sqlite_twice(pg_url, basic_db):
         store.close()
 
 
-def test_run_and_query_over_api(pg_url):
+def test_run_and_query_over_api(pg_url, tmp_path):
     from spine_core.tier import Settings
     from spine_intermediate.api import create_app
 
-    app = create_app(Settings(pg_url, {"api_worker": "embedded", "workers": "2"}))
+    data = tmp_path / "server-data"
+    app = create_app(
+        Settings(pg_url, {"api_worker": "embedded", "workers": "2", "data_dirs": str(data)})
+    )
     with ServerThread(app) as server:
         run = spine(
             "run",
@@ -110,6 +113,8 @@ def test_run_and_query_over_api(pg_url):
             db="postgresql://unused@127.0.0.1:1/none",
         )
         assert "otc.daily: completed" in run.stdout
+        uploaded = list(data.rglob(sample_path().name))
+        assert [p.read_bytes() for p in uploaded] == [sample_path().read_bytes()]
         remote = _metrics(
             "postgresql://unused@127.0.0.1:1/none", "intermediate", "--api", server.url
         )
@@ -117,6 +122,12 @@ def test_run_and_query_over_api(pg_url):
         assert remote == local and remote
         bad = spine("run", "--api", server.url, "no.such", db=pg_url, ok=False)
         assert "unknown pipeline or workflow 'no.such'" in bad.stderr
+
+
+def test_api_start_without_a_token_binds_only_to_loopback(pg_url):
+    refused = spine("api", "start", "--host", "spine-host.invalid", db=pg_url, ok=False)
+    assert "refusing to bind spine-host.invalid without SPINE_API_TOKEN" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_otc_demo_on_postgres(empty_pg_url):

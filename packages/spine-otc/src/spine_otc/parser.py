@@ -198,7 +198,10 @@ class PsvReader:
                         f"this layout uses {DELIMITER!r}",
                     )
         raise FileFormatError(
-            self.path, 1, f"wrong header: expected {HEADER_LINE!r}, found {header[:200]!r}"
+            self.path,
+            1,
+            f"wrong header: expected {HEADER_LINE!r}, "
+            f"found a line of {header.count(DELIMITER) + 1} field(s) that differs",
         )
 
     def _check_trailer(self, last: RawRow | None, line_count: int) -> None:

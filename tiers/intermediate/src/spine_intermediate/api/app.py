@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,6 +30,15 @@ from spine_core.execution import ExecutionFilter, TriggerSource
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime, Settings
 from spine_intermediate import __version__
+from spine_intermediate.api.files import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    FILE_NAME_PATTERN,
+    UPLOAD_PATH,
+    UploadTooLarge,
+    checked_file_params,
+    data_dirs,
+    store_upload,
+)
 from spine_intermediate.api.limits import BodyLimitMiddleware
 from spine_intermediate.api.models import (
     Check,
@@ -43,7 +52,9 @@ from spine_intermediate.api.models import (
     SubmitRequest,
     TradeRow,
     TradesPage,
+    UploadOut,
 )
+from spine_intermediate.api.security import Unauthorized, api_token, require_token
 from spine_otc.layout import SYMBOL_PATTERN
 from spine_otc.store import OtcStore
 
@@ -55,6 +66,7 @@ API_WORKER_MODES = ("embedded", "none")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Unknown pipeline or missing capability"},
+    401: {"model": ErrorResponse, "description": "Write endpoint without the API token"},
     404: {"model": ErrorResponse, "description": "No such execution"},
     413: {"model": ErrorResponse, "description": "Request body over the limit"},
     422: {"model": ErrorResponse, "description": "Invalid parameters (the field is named)"},
@@ -120,6 +132,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     mode = api_worker_mode(settings.options)
     max_body = int(_int_setting(settings.options, "api_max_body_bytes", DEFAULT_MAX_BODY_BYTES))
     stale = _int_setting(settings.options, "worker_stale_seconds", DEFAULT_WORKER_STALE_SECONDS)
+    max_upload = int(
+        _int_setting(settings.options, "api_max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)
+    )
+    allowed = data_dirs(settings.options)
+    writes = [Depends(require_token(api_token(settings.options)))]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,7 +163,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description="Submit and inspect executions; read OTC metrics and trades.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body, streamed=frozenset({UPLOAD_PATH}))
 
     def rt() -> Runtime:
         return app.state.runtime
@@ -172,6 +189,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @app.exception_handler(SpineError)
     async def _spine(request: Request, exc: SpineError) -> JSONResponse:
+        if isinstance(exc, Unauthorized):
+            denied = _error(401, "unauthorized", str(exc))
+            denied.headers["WWW-Authenticate"] = "Bearer"
+            return denied
         if isinstance(exc, InvalidParams):
             return _error(422, "invalid_params", str(exc), exc.errors)
         if isinstance(exc, ExecutionNotFound):
@@ -207,11 +228,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         responses=_ERRORS,
         tags=["executions"],
         summary="Submit a pipeline or workflow",
+        dependencies=writes,
     )
     def submit(body: SubmitRequest) -> ExecutionOut:
-        execution = rt().dispatcher.submit(
+        dispatcher = rt().dispatcher
+        params = checked_file_params(dispatcher.registry, body.pipeline, body.params, allowed)
+        execution = dispatcher.submit(
             body.pipeline,
-            body.params,
+            params,
             lane=body.lane,
             trigger_source=TriggerSource.API,
             logical_key=body.logical_key,
@@ -261,6 +285,42 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         return ExecutionOut.of(rt().dispatcher.get(execution_id))
 
     # -- OTC ----------------------------------------------------------------------------------
+
+    @app.post(
+        UPLOAD_PATH,
+        status_code=201,
+        response_model=UploadOut,
+        responses={**_ERRORS, 413: {"model": ErrorResponse, "description": "Over the limit"}},
+        tags=["otc"],
+        summary="Upload a file (the raw request body) into the first data folder",
+        dependencies=writes,
+    )
+    async def upload(
+        request: Request,
+        name: Annotated[str, Query(pattern=FILE_NAME_PATTERN)],
+        start: bool = False,
+    ) -> Any:
+        import anyio
+
+        if not allowed:
+            return _error(
+                503, "unavailable", "uploads need a data folder: set SPINE_DATA_DIRS on the server"
+            )
+        try:
+            path = await store_upload(request.stream(), allowed[0], name, max_upload)
+        except UploadTooLarge:
+            return _error(
+                413, "payload_too_large", f"the file is larger than the limit of {max_upload} bytes"
+            )
+        execution = None
+        if start:
+            submitted = await anyio.to_thread.run_sync(
+                lambda: rt().dispatcher.submit(
+                    "otc.daily", {"file": str(path)}, trigger_source=TriggerSource.API
+                )
+            )
+            execution = ExecutionOut.of(submitted)
+        return UploadOut(path=str(path), execution=execution)
 
     @app.get(
         "/otc/metrics/daily",

@@ -62,6 +62,13 @@ class ExecutionPage(BaseModel):
     next_cursor: str | None
 
 
+class UploadOut(BaseModel):
+    """A stored upload: the server path to pass as `file`, and the run started on it, if any."""
+
+    path: str
+    execution: ExecutionOut | None = None
+
+
 class MetricsRow(BaseModel):
     """One `otc_metrics_daily` row (same fields as `spine query metrics --format json`)."""
 
