@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -30,6 +30,7 @@ from spine_core.execution import ExecutionFilter, TriggerSource
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime, Settings
 from spine_intermediate import __version__
+from spine_intermediate.api.errors import allowed_methods, invalid_fields
 from spine_intermediate.api.files import (
     DEFAULT_MAX_UPLOAD_BYTES,
     FILE_NAME_PATTERN,
@@ -54,6 +55,14 @@ from spine_intermediate.api.models import (
     TradesPage,
     UploadOut,
 )
+from spine_intermediate.api.queries import (
+    ExecutionId,
+    IsoDate,
+    IsoDateTime,
+    Offset,
+    Text,
+    no_unknown_query_params,
+)
 from spine_intermediate.api.security import Unauthorized, api_token, require_token
 from spine_otc.layout import SYMBOL_PATTERN
 from spine_otc.store import OtcStore
@@ -75,8 +84,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 SymbolQuery = Annotated[str | None, Query(max_length=14, pattern=f"^{SYMBOL_PATTERN.pattern}$")]
 """A symbol filter, validated by the domain's own rule."""
-DateQuery = Annotated[date | None, Query(alias="date")]
-OffsetQuery = Annotated[int, Query(ge=0)]
+DateQuery = Annotated[IsoDate | None, Query(alias="date")]
 
 HIGHER_TIER_ENDPOINTS = (
     ("GET", "/executions/{execution_id}/events", "market-spine-advanced"),
@@ -162,6 +170,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version=__version__,
         description="Submit and inspect executions; read OTC metrics and trades.",
         lifespan=lifespan,
+        dependencies=[Depends(no_unknown_query_params)],
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body, streamed=frozenset({UPLOAD_PATH}))
 
@@ -172,20 +181,18 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [
-            {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "(body)",
-                "message": str(err.get("msg", "invalid")),
-            }
-            for err in exc.errors()
-        ]
+        fields = invalid_fields(list(exc.errors()), await request.body())
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return _error(422, "invalid_request", message, fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        answer = _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        answer.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            answer.headers["Allow"] = ", ".join(allowed_methods(app.router.routes, request.scope))
+        return answer
 
     @app.exception_handler(SpineError)
     async def _spine(request: Request, exc: SpineError) -> JSONResponse:
@@ -251,9 +258,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     def list_executions(
         status: ExecutionStatus | None = None,
-        pipeline: Annotated[str | None, Query(max_length=200)] = None,
-        created_since: datetime | None = None,
-        cursor: Annotated[str | None, Query(max_length=100)] = None,
+        pipeline: Text | None = None,
+        created_since: IsoDateTime | None = None,
+        cursor: Annotated[Text | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> ExecutionPage:
         if created_since is not None and created_since.tzinfo is None:
@@ -281,7 +288,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         tags=["executions"],
         summary="One execution",
     )
-    def get_execution(execution_id: str) -> ExecutionOut:
+    def get_execution(execution_id: ExecutionId) -> ExecutionOut:
         return ExecutionOut.of(rt().dispatcher.get(execution_id))
 
     # -- OTC ----------------------------------------------------------------------------------
@@ -332,10 +339,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     def metrics_daily(
         symbol: SymbolQuery = None,
         date_: DateQuery = None,
-        from_: Annotated[date | None, Query(alias="from")] = None,
-        to: date | None = None,
+        from_: Annotated[IsoDate | None, Query(alias="from")] = None,
+        to: IsoDate | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-        offset: OffsetQuery = 0,
+        offset: Offset = 0,
     ) -> MetricsPage:
         if date_ is not None and (from_ is not None or to is not None):
             return _error(
@@ -367,7 +374,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         date_: DateQuery = None,
         venue: Annotated[str | None, Query(max_length=1, pattern=r"^[A-Z]$")] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-        offset: OffsetQuery = 0,
+        offset: Offset = 0,
     ) -> TradesPage:
         store: OtcStore = rt().resources.get(OtcStore)
         rows = store.query_trades(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spine_core.execution import Execution, Lane
 from spine_core.status import ExecutionStatus
@@ -26,6 +27,29 @@ class SubmitRequest(BaseModel):
         description="Concurrency key (needs market-spine-advanced).",
     )
     lane: Lane = Field(default=Lane.NORMAL, description="Queue partition.")
+
+    @field_validator("pipeline", "logical_key", "params")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        """Refuse what PostgreSQL cannot store (NUL in text, NaN in jsonb) as a 422, not a 500."""
+        problem = _unstorable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _unstorable(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "contains a NUL byte" if "\x00" in value else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "contains a number that is not finite"
+    if isinstance(value, dict):
+        return next(
+            (p for item in value.items() for p in map(_unstorable, item) if p is not None), None
+        )
+    if isinstance(value, list):
+        return next((p for p in map(_unstorable, value) if p is not None), None)
+    return None
 
 
 class ExecutionOut(BaseModel):
