@@ -329,7 +329,7 @@ def test_a_higher_tier_command_says_what_to_install(cli, monkeypatch):
     assert_one_line_error(
         cli("worker", "start"),
         r"error: spine worker needs market-spine-intermediate \(active tier: basic\); "
-        r"install it with: pip install market-spine-intermediate",
+        r"install it with: pip install --find-links dist market-spine-intermediate \(in a clone",
     )
     assert_one_line_error(cli("dlq", "list"), r"error: spine dlq needs market-spine-advanced")
 

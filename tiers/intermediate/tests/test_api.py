@@ -184,7 +184,7 @@ def test_higher_tier_endpoints_name_what_to_install(client, method, path):
     error = response.json()["error"]
     assert error["code"] == "missing_capability"
     assert "needs market-spine-advanced" in error["message"]
-    assert "pip install market-spine-advanced" in error["message"]
+    assert "pip install --find-links dist market-spine-advanced" in error["message"]
 
 
 def test_higher_tier_endpoints_stay_out_of_the_openapi_document(client):
