@@ -348,3 +348,16 @@ def test_a_higher_tier_that_is_installed_but_not_active_is_named(cli, monkeypatc
         cli("worker", "start"),
         r"error: spine worker needs market-spine-intermediate, which is installed but not active",
     )
+
+
+def test_a_file_with_no_data_rows_completes_with_a_warning(cli, tmp_path):
+    from spine_otc.layout import HEADER_LINE
+
+    empty = tmp_path / "empty.psv"
+    empty.write_text(f"{HEADER_LINE}\n0\n")
+    result = cli("run", "otc.daily", "-p", f"file={empty}")
+    assert result.exit_code == 0, result.output
+    assert "otc.daily: completed" in result.output
+    assert "gate 'the file has data rows' failed: observed record_count=0" in result.output
+    full = cli("run", "otc.daily", "-p", f"file={sample_path()}")
+    assert "data rows" not in full.output
