@@ -28,7 +28,7 @@ from spine_core.errors import (
 )
 from spine_core.execution import ExecutionFilter, TriggerSource
 from spine_core.status import ExecutionStatus
-from spine_core.tier import Runtime, Settings
+from spine_core.tier import Runtime, Settings, Tier, active_tier
 from spine_intermediate import __version__
 from spine_intermediate.api.errors import allowed_methods, invalid_fields
 from spine_intermediate.api.files import (
@@ -72,6 +72,8 @@ log = logging.getLogger("spine.api")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_WORKER_STALE_SECONDS = 30.0
 API_WORKER_MODES = ("embedded", "none")
+DEFAULT_TIER = "intermediate"
+"""The tier an app serves when given neither a tier nor a runtime (its entry point name)."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Unknown pipeline or missing capability"},
@@ -123,19 +125,26 @@ def _int_setting(options: Mapping[str, str], name: str, default: float) -> float
         raise ConfigurationError(f"SPINE_{name.upper()} must be a number, got {raw!r}") from None
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
-    """The API. Opens the active tier's runtime at startup (or uses `runtime`, left open).
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    tier: Tier | None = None,
+) -> FastAPI:
+    """The API. Opens `tier`'s runtime at startup (or uses `runtime`, left open).
 
+    `tier` defaults to the runtime's, else the installed intermediate tier, found by its entry
+    point name so that this module does not import the tier module that imports the CLI.
     With SPINE_API_WORKER=embedded (the default) the process also runs a LocalBackend; with
     `none` it only enqueues and `spine worker start` processes run the work.
     """
-    from spine_intermediate.tier import TIER
-
+    if tier is None:
+        tier = runtime.tier if runtime is not None else active_tier(DEFAULT_TIER)
     if settings is None:
         settings = (
             runtime.settings
             if runtime is not None
-            else Settings.from_env(TIER.default_database_url)
+            else Settings.from_env(tier.default_database_url)
         )
     mode = api_worker_mode(settings.options)
     max_body = int(_int_setting(settings.options, "api_max_body_bytes", DEFAULT_MAX_BODY_BYTES))
@@ -154,7 +163,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = (
             runtime
             if runtime is not None
-            else await anyio.to_thread.run_sync(TIER.open_runtime, settings)
+            else await anyio.to_thread.run_sync(tier.open_runtime, settings)
         )
         app.state.runtime = rt
         if owned and mode == "embedded":
@@ -438,7 +447,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for method, path, distribution in HIGHER_TIER_ENDPOINTS:
         app.add_api_route(
             path,
-            _needs_tier(f"{method} {path}", distribution, TIER.name),
+            _needs_tier(f"{method} {path}", distribution, tier.name),
             methods=[method],
             include_in_schema=False,
         )
