@@ -206,3 +206,20 @@ def test_a_symbol_outside_the_domain_rule_is_422_naming_the_field(client, path):
     assert response.status_code == 422
     assert response.json()["error"]["fields"][0]["field"] == "query.symbol"
     assert client.get(path, params={"symbol": "BRK.B"}).status_code == 200
+
+
+def test_run_history_of_an_execution(client):
+    r = client.post(
+        "/executions", json={"pipeline": "otc.daily", "params": {"file": str(sample_path())}}
+    )
+    done = _wait(client, r.json()["id"])
+    history = client.get(f"/executions/{done['id']}/runs")
+    assert history.status_code == 200, history.text
+    body = history.json()
+    assert body["run"]["run_id"] == done["id"] and body["run"]["status"] == "completed"
+    assert body["run"]["workflow"] == "otc.daily"
+    assert [s["step"] for s in body["steps"]] == ["ingest", "normalize", "metrics"]
+    assert all(s["status"] == "ok" and s["duration_ms"] >= 0 for s in body["steps"])
+    assert body["steps"][0]["detail"]["output"]["rows"] == 3000
+    missing = client.get("/executions/doesnotexist/runs")
+    assert missing.status_code == 404 and "doesnotexist" in missing.json()["error"]["message"]

@@ -50,6 +50,8 @@ from spine_intermediate.api.models import (
     MetricsPage,
     MetricsRow,
     Readiness,
+    RunHistory,
+    RunRow,
     SubmitRequest,
     TradeRow,
     TradesPage,
@@ -299,6 +301,19 @@ def create_app(
     )
     def get_execution(execution_id: ExecutionId) -> ExecutionOut:
         return ExecutionOut.of(rt().dispatcher.get(execution_id))
+
+    @app.get(
+        "/executions/{execution_id}/runs",
+        response_model=RunHistory,
+        responses=_ERRORS,
+        tags=["executions"],
+        summary="An execution's workflow run history: the run and each step",
+    )
+    def execution_runs(execution_id: ExecutionId) -> RunHistory:
+        runtime = rt()
+        runtime.dispatcher.get(execution_id)  # 404 for an unknown execution
+        records = [RunRow.of(r) for r in runtime.store.get_run(execution_id)]  # type: ignore[attr-defined]
+        return RunHistory(run=records[0] if records else None, steps=records[1:])
 
     # -- OTC ----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spine_core.execution import Execution, Lane
+from spine_core.ports import StepRunRecord
 from spine_core.status import ExecutionStatus
 
 
@@ -77,6 +79,36 @@ class ExecutionOut(BaseModel):
     def of(cls, execution: Execution) -> ExecutionOut:
         """From core's `Execution`."""
         return cls.model_validate(execution.to_dict())
+
+
+class RunRow(BaseModel):
+    """One row of workflow run history: the run itself (`step` null) or one finished step."""
+
+    run_id: str
+    execution_id: str | None
+    workflow: str
+    version: int
+    step: str | None
+    kind: str | None
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    error: str | None
+    category: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: StepRunRecord) -> RunRow:
+        """From core's `StepRunRecord`."""
+        return cls.model_validate(dataclasses.asdict(record))
+
+
+class RunHistory(BaseModel):
+    """An execution's run and its steps in the order they finished (null until it starts)."""
+
+    run: RunRow | None
+    steps: list[RunRow]
 
 
 class ExecutionPage(BaseModel):
