@@ -103,6 +103,17 @@ def echo_error(message: str) -> None:
     click.echo(f"error: {first}", err=True)
 
 
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a process its closed pipe ended (128 + SIGPIPE)."""
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 @contextmanager
 def cli_errors(debug: bool | None = None) -> Iterator[None]:
     """Turn exceptions into one `error:` line on stderr and exit code 1.
@@ -122,6 +133,10 @@ def cli_errors(debug: bool | None = None) -> Iterator[None]:
     except KeyboardInterrupt:
         echo_error("interrupted")
         raise click.exceptions.Exit(130) from None
+    except BrokenPipeError:
+        # The reader left (`spine ... | head`): nothing to say, and nowhere to say it.
+        _drop_stdout()
+        raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
     except Exception as exc:
         if is_debug() if debug is None else debug:
             traceback.print_exc(file=sys.stderr)
