@@ -361,3 +361,19 @@ def test_a_file_with_no_data_rows_completes_with_a_warning(cli, tmp_path):
     assert "gate 'the file has data rows' failed: observed record_count=0" in result.output
     full = cli("run", "otc.daily", "-p", f"file={sample_path()}")
     assert "data rows" not in full.output
+
+
+def test_debug_on_a_successful_run_says_what_happened(cli):
+    quiet = cli("run", "otc.daily", "-p", f"file={sample_path()}")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    debug = cli("--debug", "run", "otc.daily", "-p", f"file={sample_path()}")
+    assert debug.exit_code == 0, debug.output
+    execution_id = re.search(r"\(execution (\S+)\)", debug.stdout).group(1)
+    log = debug.stderr
+    assert re.search(r"DEBUG spine\.cli: tier basic, database sqlite:///\S+", log), log
+    assert f"submitted otc.daily as execution {execution_id}" in log
+    assert "'file': " in log  # the params as they will run
+    for step in ("ingest", "normalize", "metrics"):
+        assert re.search(rf"step {step}: ok in \d+\.\d+s", log), log
+    assert "gate 'max reject_rate' passed" in log  # passing gates too, not only failures
+    assert re.search(rf"execution {execution_id} completed in \d+\.\d+s", log)
