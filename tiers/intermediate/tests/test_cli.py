@@ -72,6 +72,19 @@ def test_errors_are_one_line(empty_pg_url):
     assert "hunter2" not in down.stderr + down.stdout
 
 
+def test_wrong_database_errors_say_what_to_do(pg_url):
+    sqlite = spine("runs", "list", db="sqlite:///spine.db", ok=False)
+    assert sqlite.exit_code == 1
+    assert "needs a postgresql:// database URL, got 'sqlite:///spine.db'" in sqlite.stderr
+    assert "for a SQLite database use --tier basic (or SPINE_TIER=basic)" in sqlite.stderr
+    missing_url = pg_url.rsplit("/", 1)[0] + "/spine_no_such_database"
+    missing = spine("runs", "list", db=missing_url, ok=False)
+    assert missing.exit_code == 1
+    assert 'database "spine_no_such_database" does not exist' in missing.stderr
+    assert "create it with: spine db init" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
 def test_import_sqlite_twice(pg_url, basic_db):
     path = basic_db.removeprefix("sqlite:///")
     first = spine("db", "import-sqlite", path, db=pg_url).stdout
