@@ -377,3 +377,25 @@ def test_debug_on_a_successful_run_says_what_happened(cli):
         assert re.search(rf"step {step}: ok in \d+\.\d+s", log), log
     assert "gate 'max reject_rate' passed" in log  # passing gates too, not only failures
     assert re.search(rf"execution {execution_id} completed in \d+\.\d+s", log)
+
+
+def test_spine_pipeline_modules_work_on_basic_too(cli, monkeypatch, tmp_path):
+    module = tmp_path / "my_pipelines.py"
+    module.write_text(
+        "from spine_core.registry import pipeline\n"
+        "from spine_core.results import StepResult\n\n"
+        "@pipeline('mine.hello')\n"
+        "def hello(params, ctx):\n"
+        "    return StepResult.ok({'said': 'hello'})\n\n"
+        "def register(registry):\n"
+        "    registry.add(hello)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SPINE_PIPELINE_MODULES", "my_pipelines:register")
+    result = cli("run", "mine.hello")
+    assert result.exit_code == 0, result.output
+    assert "mine.hello: completed" in result.stdout
+    monkeypatch.setenv("SPINE_PIPELINE_MODULES", "no_such_module_here:register")
+    assert_one_line_error(
+        cli("run", "mine.hello"), r"SPINE_PIPELINE_MODULES: cannot load 'no_such_module_here"
+    )
