@@ -64,4 +64,4 @@ def test_no_request_gets_a_server_error(case, live_app):
         f"{case.method} {case.formatted_path} query={case.query} body={case.body!r}: "
         f"{response.status_code} {response.text}"
     )
-    assert "Traceback" not in response.text
+    assert "Traceback (most recent call last)" not in response.text
