@@ -137,6 +137,21 @@ def test_run_and_query_over_api(pg_url, tmp_path):
         assert "unknown pipeline or workflow 'no.such'" in bad.stderr
 
 
+def test_run_over_api_sends_the_token_from_the_environment(pg_url, tmp_path, monkeypatch):
+    from spine_core.tier import Settings
+    from spine_intermediate.api import create_app
+
+    options = {"api_worker": "embedded", "workers": "1", "data_dirs": str(tmp_path)}
+    app = create_app(Settings(pg_url, {**options, "api_token": "t0ken"}))
+    with ServerThread(app) as server:
+        args = ("run", "--api", server.url, "otc.daily", "-p", f"file={sample_path()}")
+        monkeypatch.delenv("SPINE_API_TOKEN", raising=False)
+        refused = spine(*args, db=pg_url, ok=False)
+        assert "needs the API token" in refused.stderr and "(HTTP 401)" in refused.stderr
+        monkeypatch.setenv("SPINE_API_TOKEN", "t0ken")
+        assert "otc.daily: completed" in spine(*args, db=pg_url).stdout
+
+
 def test_api_start_without_a_token_binds_only_to_loopback(pg_url):
     refused = spine("api", "start", "--host", "spine-host.invalid", db=pg_url, ok=False)
     assert "refusing to bind spine-host.invalid without SPINE_API_TOKEN" in refused.stderr

@@ -325,6 +325,14 @@ def create_app(
         tags=["otc"],
         summary="Upload a file (the raw request body) into the first data folder",
         dependencies=writes,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
     )
     async def upload(
         request: Request,
