@@ -152,3 +152,18 @@ def test_without_a_token_the_server_binds_only_to_loopback():
         check_bind("spine-host.invalid", {})
     check_bind("127.0.0.1", {})
     check_bind("spine-host.invalid", {"api_token": TOKEN})
+
+
+def test_reads_can_be_guarded_too(module_pg_url):
+    with _app(module_pg_url, api_token=TOKEN, api_token_reads="true") as c:
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        for path in [
+            "/executions",
+            "/executions/x",
+            "/executions/x/runs",
+            "/otc/metrics/daily",
+            "/otc/trades",
+        ]:
+            assert c.get(path).status_code == 401, path
+            assert c.get(path, headers=bearer).status_code in (200, 404), path
+        assert c.get("/health").status_code == 200  # liveness stays open for probes

@@ -65,7 +65,7 @@ from spine_intermediate.api.queries import (
     Text,
     no_unknown_query_params,
 )
-from spine_intermediate.api.security import Unauthorized, api_token, require_token
+from spine_intermediate.api.security import Unauthorized, api_token, guards_reads, require_token
 from spine_otc.layout import SYMBOL_PATTERN
 from spine_otc.store import OtcStore
 
@@ -156,6 +156,7 @@ def create_app(
     )
     allowed = data_dirs(settings.options)
     writes = [Depends(require_token(api_token(settings.options)))]
+    reads = writes if guards_reads(settings.options) else []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -263,6 +264,7 @@ def create_app(
     @app.get(
         "/executions",
         response_model=ExecutionPage,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["executions"],
         summary="List executions, newest first",
@@ -295,6 +297,7 @@ def create_app(
     @app.get(
         "/executions/{execution_id}",
         response_model=ExecutionOut,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["executions"],
         summary="One execution",
@@ -305,6 +308,7 @@ def create_app(
     @app.get(
         "/executions/{execution_id}/runs",
         response_model=RunHistory,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["executions"],
         summary="An execution's workflow run history: the run and each step",
@@ -364,6 +368,7 @@ def create_app(
     @app.get(
         "/otc/metrics/daily",
         response_model=MetricsPage,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["otc"],
         summary="Daily OTC metrics by date and symbol",
@@ -397,6 +402,7 @@ def create_app(
     @app.get(
         "/otc/trades",
         response_model=TradesPage,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["otc"],
         summary="Normalized OTC trades",

@@ -1,7 +1,8 @@
-"""`SPINE_API_TOKEN`: when set, write endpoints need it as a bearer token; reads stay open.
+"""`SPINE_API_TOKEN`: when set, write endpoints need it as a bearer token.
 
-Without a token the API must not be reachable from other machines, so `spine api start`
-refuses to bind anything but 127.0.0.1 (see `check_bind`).
+Reads stay open unless `SPINE_API_TOKEN_READS=true`. Without a token the API must not be
+reachable from other machines, so `spine api start` refuses to bind anything but 127.0.0.1
+(see `check_bind`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import Request
 from spine_core.errors import ConfigurationError, SpineError
 
 TOKEN_OPTION = "api_token"
+READS_OPTION = "api_token_reads"
 LOOPBACK = "127.0.0.1"
 
 
@@ -25,6 +27,20 @@ def api_token(options: Mapping[str, str]) -> str | None:
     """The configured token, or None when writes are open (loopback only)."""
     token = (options.get(TOKEN_OPTION) or "").strip()
     return token or None
+
+
+def guards_reads(options: Mapping[str, str]) -> bool:
+    """`SPINE_API_TOKEN_READS=true`: the read endpoints need the token too (health stays open)."""
+    raw = (options.get(READS_OPTION) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw not in ("1", "true", "yes"):
+        raise ConfigurationError(f"SPINE_{READS_OPTION.upper()} must be true or false, got {raw!r}")
+    if api_token(options) is None:
+        raise ConfigurationError(
+            f"SPINE_{READS_OPTION.upper()} needs SPINE_{TOKEN_OPTION.upper()} to be set"
+        )
+    return True
 
 
 def check_bind(host: str, options: Mapping[str, str]) -> None:
