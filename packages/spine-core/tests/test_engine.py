@@ -419,7 +419,7 @@ def test_missing_capability_names_the_distribution_before_anything_runs(
     with pytest.raises(MissingCapability) as info:
         engine.run(workflow, run_id="r")
     assert f"{label} needs {distribution}" in str(info.value)
-    assert f"pip install {distribution}" in str(info.value)
+    assert f"pip install --find-links dist {distribution}" in str(info.value)
     assert info.value.distribution == distribution
     assert ran == []
 

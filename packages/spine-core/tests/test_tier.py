@@ -66,7 +66,9 @@ def test_explicit_name_beats_the_environment(installed, monkeypatch):
 
 def test_no_tier_installed(installed):
     installed()
-    with pytest.raises(ConfigurationError, match="pip install market-spine-basic"):
+    with pytest.raises(
+        ConfigurationError, match="pip install --find-links dist market-spine-basic"
+    ):
         active_tier()
 
 

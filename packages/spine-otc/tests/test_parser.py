@@ -99,7 +99,15 @@ def test_empty_file(tmp_path):
 
 def test_wrong_header(tmp_path):
     path = write(tmp_path, f"Venue|Symbol|Date|Time|ShortType|Size|Price|Link\n{ROW}\n1\n")
-    assert_file_error(path, 1, "wrong header", "MarketCenter|Symbol")
+    error = assert_file_error(path, 1, "wrong header", "MarketCenter|Symbol", "8 field(s)")
+    assert "Venue" not in str(error)
+
+
+@pytest.mark.parametrize("first", ["root:x:0:0:root:/root:/bin/bash", "password hunter2", "a|b"])
+def test_a_framing_error_quotes_nothing_it_found(tmp_path, first):
+    """The error reaches API clients, so it must not leak the first line of any file."""
+    error = assert_file_error(write(tmp_path, f"{first}\n1\n"), 1, "wrong header")
+    assert first not in str(error) and "hunter2" not in str(error)
 
 
 @pytest.mark.parametrize(("delimiter", "name"), [(",", "comma"), ("\t", "tab")])

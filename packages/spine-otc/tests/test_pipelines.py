@@ -285,3 +285,21 @@ def test_metrics_refused_by_a_step_gate_write_nothing(run, store, tmp_path):
     assert result.category is ErrorCategory.DATA_QUALITY
     assert "never" in result.error
     assert store.table_counts()["otc_metrics_daily"] == 0
+
+
+def test_a_path_that_is_not_a_regular_file_is_named_for_what_it_is(run, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.psv"
+    os.mkfifo(fifo)
+    cases = {
+        tmp_path / "missing.psv": "no such file",
+        tmp_path: "is a folder, not a file",
+        fifo: "not a regular file (a FIFO, device or socket)",
+        "/dev/null": "not a regular file (a FIFO, device or socket)",
+    }
+    for path, expected in cases.items():
+        result = run("otc.ingest", {"file": str(path)})
+        assert result.status is StepStatus.FAILED
+        assert result.error == f"{expected}: {path}", result.error
+        assert result.category is ErrorCategory.VALIDATION

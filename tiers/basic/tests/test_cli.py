@@ -329,7 +329,7 @@ def test_a_higher_tier_command_says_what_to_install(cli, monkeypatch):
     assert_one_line_error(
         cli("worker", "start"),
         r"error: spine worker needs market-spine-intermediate \(active tier: basic\); "
-        r"install it with: pip install market-spine-intermediate",
+        r"install it with: pip install --find-links dist market-spine-intermediate \(in a clone",
     )
     assert_one_line_error(cli("dlq", "list"), r"error: spine dlq needs market-spine-advanced")
 
@@ -347,4 +347,55 @@ def test_a_higher_tier_that_is_installed_but_not_active_is_named(cli, monkeypatc
     assert_one_line_error(
         cli("worker", "start"),
         r"error: spine worker needs market-spine-intermediate, which is installed but not active",
+    )
+
+
+def test_a_file_with_no_data_rows_completes_with_a_warning(cli, tmp_path):
+    from spine_otc.layout import HEADER_LINE
+
+    empty = tmp_path / "empty.psv"
+    empty.write_text(f"{HEADER_LINE}\n0\n")
+    result = cli("run", "otc.daily", "-p", f"file={empty}")
+    assert result.exit_code == 0, result.output
+    assert "otc.daily: completed" in result.output
+    assert "gate 'the file has data rows' failed: observed record_count=0" in result.output
+    full = cli("run", "otc.daily", "-p", f"file={sample_path()}")
+    assert "data rows" not in full.output
+
+
+def test_debug_on_a_successful_run_says_what_happened(cli):
+    quiet = cli("run", "otc.daily", "-p", f"file={sample_path()}")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    debug = cli("--debug", "run", "otc.daily", "-p", f"file={sample_path()}")
+    assert debug.exit_code == 0, debug.output
+    execution_id = re.search(r"\(execution (\S+)\)", debug.stdout).group(1)
+    log = debug.stderr
+    assert re.search(r"DEBUG spine\.cli: tier basic, database sqlite:///\S+", log), log
+    assert f"submitted otc.daily as execution {execution_id}" in log
+    assert "'file': " in log  # the params as they will run
+    for step in ("ingest", "normalize", "metrics"):
+        assert re.search(rf"step {step}: ok in \d+\.\d+s", log), log
+    assert "gate 'max reject_rate' passed" in log  # passing gates too, not only failures
+    assert re.search(rf"execution {execution_id} completed in \d+\.\d+s", log)
+
+
+def test_spine_pipeline_modules_work_on_basic_too(cli, monkeypatch, tmp_path):
+    module = tmp_path / "my_pipelines.py"
+    module.write_text(
+        "from spine_core.registry import pipeline\n"
+        "from spine_core.results import StepResult\n\n"
+        "@pipeline('mine.hello')\n"
+        "def hello(params, ctx):\n"
+        "    return StepResult.ok({'said': 'hello'})\n\n"
+        "def register(registry):\n"
+        "    registry.add(hello)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SPINE_PIPELINE_MODULES", "my_pipelines:register")
+    result = cli("run", "mine.hello")
+    assert result.exit_code == 0, result.output
+    assert "mine.hello: completed" in result.stdout
+    monkeypatch.setenv("SPINE_PIPELINE_MODULES", "no_such_module_here:register")
+    assert_one_line_error(
+        cli("run", "mine.hello"), r"SPINE_PIPELINE_MODULES: cannot load 'no_such_module_here"
     )

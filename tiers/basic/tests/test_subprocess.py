@@ -104,3 +104,30 @@ def test_pip_install_into_a_fresh_venv(tmp_path):
     assert "otc.daily: completed" in done.stdout
     status = run(["status"], work, script=script)
     assert "otc_metrics_daily" in status.stdout
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path):
+    """`spine ... | head`: the reader is gone; no `error: BrokenPipeError`, exit 141 as SIGPIPE.
+
+    The pipe's read end is closed before spine starts, so its first write fails for sure.
+    """
+    assert run(["db", "init"], tmp_path).returncode == 0
+    assert run(["run", "otc.daily", "-p", f"file={sample_path()}"], tmp_path).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_")}
+    env["SPINE_TIER"] = "basic"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        for args in (["query", "metrics", "--format", "json"], ["list"], ["--version"]):
+            done = subprocess.run(
+                [spine_script(), *args],
+                cwd=tmp_path,
+                env=env,
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+            assert (done.returncode, done.stderr) == (141, ""), args
+    finally:
+        os.close(write_end)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -14,9 +15,16 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def client(module_pg_url):
+def client(module_pg_url, tmp_path_factory):
+    uploads = tmp_path_factory.mktemp("data")
     settings = Settings(
-        module_pg_url, {"api_worker": "embedded", "api_max_body_bytes": "2048", "workers": "2"}
+        module_pg_url,
+        {
+            "api_worker": "embedded",
+            "api_max_body_bytes": "2048",
+            "workers": "2",
+            "data_dirs": os.pathsep.join([str(uploads), str(sample_path().parent)]),
+        },
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
@@ -64,7 +72,8 @@ def test_submit_daily_and_read_metrics(client):
 def test_pagination(client):
     ids = [
         client.post(
-            "/executions", json={"pipeline": "otc.ingest", "params": {"file": "/nope"}}
+            "/executions",
+            json={"pipeline": "otc.ingest", "params": {"file": str(sample_path().parent / "nope")}},
         ).json()["id"]
         for _ in range(5)
     ]
@@ -97,7 +106,7 @@ def test_pagination(client):
         (
             "post",
             "/executions",
-            {"pipeline": "otc.ingest", "params": {"file": "x"}, "logical_key": "k"},
+            {"pipeline": "otc.ingest", "params": {"file": str(sample_path())}, "logical_key": "k"},
             400,
             "missing_capability",
             "market-spine-advanced",
@@ -175,7 +184,7 @@ def test_higher_tier_endpoints_name_what_to_install(client, method, path):
     error = response.json()["error"]
     assert error["code"] == "missing_capability"
     assert "needs market-spine-advanced" in error["message"]
-    assert "pip install market-spine-advanced" in error["message"]
+    assert "pip install --find-links dist market-spine-advanced" in error["message"]
 
 
 def test_higher_tier_endpoints_stay_out_of_the_openapi_document(client):
@@ -197,3 +206,20 @@ def test_a_symbol_outside_the_domain_rule_is_422_naming_the_field(client, path):
     assert response.status_code == 422
     assert response.json()["error"]["fields"][0]["field"] == "query.symbol"
     assert client.get(path, params={"symbol": "BRK.B"}).status_code == 200
+
+
+def test_run_history_of_an_execution(client):
+    r = client.post(
+        "/executions", json={"pipeline": "otc.daily", "params": {"file": str(sample_path())}}
+    )
+    done = _wait(client, r.json()["id"])
+    history = client.get(f"/executions/{done['id']}/runs")
+    assert history.status_code == 200, history.text
+    body = history.json()
+    assert body["run"]["run_id"] == done["id"] and body["run"]["status"] == "completed"
+    assert body["run"]["workflow"] == "otc.daily"
+    assert [s["step"] for s in body["steps"]] == ["ingest", "normalize", "metrics"]
+    assert all(s["status"] == "ok" and s["duration_ms"] >= 0 for s in body["steps"])
+    assert body["steps"][0]["detail"]["output"]["rows"] == 3000
+    missing = client.get("/executions/doesnotexist/runs")
+    assert missing.status_code == 404 and "doesnotexist" in missing.json()["error"]["message"]

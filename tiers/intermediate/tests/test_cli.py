@@ -72,6 +72,19 @@ def test_errors_are_one_line(empty_pg_url):
     assert "hunter2" not in down.stderr + down.stdout
 
 
+def test_wrong_database_errors_say_what_to_do(pg_url):
+    sqlite = spine("runs", "list", db="sqlite:///spine.db", ok=False)
+    assert sqlite.exit_code == 1
+    assert "needs a postgresql:// database URL, got 'sqlite:///spine.db'" in sqlite.stderr
+    assert "for a SQLite database use --tier basic (or SPINE_TIER=basic)" in sqlite.stderr
+    missing_url = pg_url.rsplit("/", 1)[0] + "/spine_no_such_database"
+    missing = spine("runs", "list", db=missing_url, ok=False)
+    assert missing.exit_code == 1
+    assert 'database "spine_no_such_database" does not exist' in missing.stderr
+    assert "create it with: spine db init" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
 def test_import_sqlite_twice(pg_url, basic_db):
     path = basic_db.removeprefix("sqlite:///")
     first = spine("db", "import-sqlite", path, db=pg_url).stdout
@@ -94,11 +107,14 @@ def test_import_sqlite_twice(pg_url, basic_db):
         store.close()
 
 
-def test_run_and_query_over_api(pg_url):
+def test_run_and_query_over_api(pg_url, tmp_path):
     from spine_core.tier import Settings
     from spine_intermediate.api import create_app
 
-    app = create_app(Settings(pg_url, {"api_worker": "embedded", "workers": "2"}))
+    data = tmp_path / "server-data"
+    app = create_app(
+        Settings(pg_url, {"api_worker": "embedded", "workers": "2", "data_dirs": str(data)})
+    )
     with ServerThread(app) as server:
         run = spine(
             "run",
@@ -110,6 +126,8 @@ def test_run_and_query_over_api(pg_url):
             db="postgresql://unused@127.0.0.1:1/none",
         )
         assert "otc.daily: completed" in run.stdout
+        uploaded = list(data.rglob(sample_path().name))
+        assert [p.read_bytes() for p in uploaded] == [sample_path().read_bytes()]
         remote = _metrics(
             "postgresql://unused@127.0.0.1:1/none", "intermediate", "--api", server.url
         )
@@ -117,6 +135,27 @@ def test_run_and_query_over_api(pg_url):
         assert remote == local and remote
         bad = spine("run", "--api", server.url, "no.such", db=pg_url, ok=False)
         assert "unknown pipeline or workflow 'no.such'" in bad.stderr
+
+
+def test_run_over_api_sends_the_token_from_the_environment(pg_url, tmp_path, monkeypatch):
+    from spine_core.tier import Settings
+    from spine_intermediate.api import create_app
+
+    options = {"api_worker": "embedded", "workers": "1", "data_dirs": str(tmp_path)}
+    app = create_app(Settings(pg_url, {**options, "api_token": "t0ken"}))
+    with ServerThread(app) as server:
+        args = ("run", "--api", server.url, "otc.daily", "-p", f"file={sample_path()}")
+        monkeypatch.delenv("SPINE_API_TOKEN", raising=False)
+        refused = spine(*args, db=pg_url, ok=False)
+        assert "needs the API token" in refused.stderr and "(HTTP 401)" in refused.stderr
+        monkeypatch.setenv("SPINE_API_TOKEN", "t0ken")
+        assert "otc.daily: completed" in spine(*args, db=pg_url).stdout
+
+
+def test_api_start_without_a_token_binds_only_to_loopback(pg_url):
+    refused = spine("api", "start", "--host", "spine-host.invalid", db=pg_url, ok=False)
+    assert "refusing to bind spine-host.invalid without SPINE_API_TOKEN" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_otc_demo_on_postgres(empty_pg_url):

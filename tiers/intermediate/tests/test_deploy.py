@@ -57,6 +57,10 @@ def test_compose_services_run_real_commands():
     for name in ("api", "worker", "db-init"):
         env = services[name]["environment"]
         assert env["SPINE_DATABASE_URL"].startswith("postgresql://")
+    assert "SPINE_API_TOKEN" in services["api"]["environment"]  # it binds 0.0.0.0 in its container
+    for name in ("api", "worker"):
+        folder = services[name]["environment"]["SPINE_DATA_DIRS"]
+        assert any(v.endswith(f":{folder}") for v in services[name]["volumes"])
 
 
 def test_dockerfile_installs_this_tier():

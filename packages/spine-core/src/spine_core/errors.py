@@ -48,13 +48,25 @@ class InvalidParams(SpineError):
         self.errors = errors
 
 
+BUILD_WHEELS_COMMAND = "uv build --all-packages --wheel --out-dir dist"
+"""Builds every package's wheel into `dist/` of a clone; `install_command` installs from it."""
+
+
+def install_command(distribution: str) -> str:
+    """A command that installs `distribution` today: the packages are not on an index yet."""
+    return (
+        f"pip install --find-links dist {distribution} "
+        f"(in a clone of Market Spine, after: {BUILD_WHEELS_COMMAND})"
+    )
+
+
 class MissingCapability(SpineError):
     """The installed tier cannot run a step kind or feature; names what to install."""
 
     def __init__(self, feature: str, distribution: str, active_tier: str) -> None:
         super().__init__(
             f"{feature} needs {distribution} (active tier: {active_tier}); "
-            f"install it with: pip install {distribution}"
+            f"install it with: {install_command(distribution)}"
         )
         self.feature = feature
         self.distribution = distribution

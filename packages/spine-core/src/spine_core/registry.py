@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -11,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from spine_core.errors import InvalidParams, UnknownPipeline, WorkflowDefinitionError
+from spine_core.errors import (
+    ConfigurationError,
+    InvalidParams,
+    UnknownPipeline,
+    WorkflowDefinitionError,
+)
 from spine_core.quality import Gate, GateResult, QualityMetrics
 from spine_core.resources import Resources, T
 from spine_core.results import StepResult
@@ -210,3 +216,21 @@ class Registry:
         for workflow in workflows if workflows is not None else self.workflows().values():
             for name in workflow.pipelines():
                 self.get_pipeline(name)
+
+
+def load_pipeline_modules(registry: Registry, spec: str) -> None:
+    """`SPINE_PIPELINE_MODULES=pkg.mod:register,other:fn`: call each with the registry.
+
+    For pipelines that are not (yet) packaged with a `spine.pipelines` entry point, e.g. in
+    tests or a deployment's own module; every process (API, workers) must be given the same.
+    """
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        module_name, _, attr = item.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            register = getattr(module, attr or "register")
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"SPINE_PIPELINE_MODULES: cannot load {item!r}: {exc}"
+            ) from None
+        register(registry)

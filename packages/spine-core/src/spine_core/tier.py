@@ -16,9 +16,9 @@ from typing import Any
 from spine_core.backend import Backend
 from spine_core.capabilities import Capability
 from spine_core.dispatcher import Dispatcher
-from spine_core.errors import ConfigurationError
+from spine_core.errors import ConfigurationError, install_command
 from spine_core.ports import LedgerStore
-from spine_core.registry import Registry
+from spine_core.registry import Registry, load_pipeline_modules
 from spine_core.resources import Resources
 from spine_core.runner import ExecutionRunner, ObserverFactory
 
@@ -107,6 +107,7 @@ def assemble_runtime(
     a run behaves alike on all of them.
     """
     registry = registry if registry is not None else Registry()
+    load_pipeline_modules(registry, settings.options.get("pipeline_modules", ""))
     runner = ExecutionRunner(
         store=store,
         registry=registry,
@@ -147,7 +148,8 @@ def active_tier(name: str | None = None) -> Tier:
     tiers = installed_tiers()
     if not tiers:
         raise ConfigurationError(
-            "no Market Spine tier is installed; install one, e.g. pip install market-spine-basic"
+            "no Market Spine tier is installed; install one, e.g. "
+            + install_command("market-spine-basic")
         )
     wanted = name or os.environ.get(TIER_ENV)
     if not wanted:

@@ -45,6 +45,20 @@ class RawRow:
         return hashlib.sha256(self.raw_line.encode()).hexdigest()
 
 
+def not_a_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a file (missing, a folder, a FIFO or device), or None.
+
+    A FIFO would block the reader and a device never ends, so only regular files are read.
+    """
+    if path.is_file():
+        return None
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "is a folder, not a file"
+    return "not a regular file (a FIFO, device or socket)"
+
+
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's bytes, read in chunks: how ingest spots the same content twice."""
     digest = hashlib.sha256()
@@ -198,7 +212,10 @@ class PsvReader:
                         f"this layout uses {DELIMITER!r}",
                     )
         raise FileFormatError(
-            self.path, 1, f"wrong header: expected {HEADER_LINE!r}, found {header[:200]!r}"
+            self.path,
+            1,
+            f"wrong header: expected {HEADER_LINE!r}, "
+            f"found a line of {header.count(DELIMITER) + 1} field(s) that differs",
         )
 
     def _check_trailer(self, last: RawRow | None, line_count: int) -> None:

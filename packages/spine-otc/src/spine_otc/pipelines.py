@@ -14,14 +14,14 @@ from typing import Any, Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from spine_core.errors import ErrorCategory
-from spine_core.quality import Gate, QualityMetrics, failed_error_gates, param
+from spine_core.quality import Gate, QualityMetrics, Severity, failed_error_gates, param
 from spine_core.registry import PipelineContext, Registry, pipeline
 from spine_core.results import StepResult
 from spine_core.workflow import Step, Workflow
 from spine_otc.errors import DuplicateBatch, FileChangedError, FileFormatError
 from spine_otc.metrics import sanity_quality
 from spine_otc.normalize import normalize_line
-from spine_otc.parser import PsvReader, RawRow, file_sha256
+from spine_otc.parser import PsvReader, RawRow, file_sha256, not_a_file
 from spine_otc.store import Batch, BatchStatus, CaptureInfo, OtcStore
 
 DEFAULT_MAX_REJECT_RATE = 0.01
@@ -99,8 +99,8 @@ def ingest(params: IngestParams, ctx: PipelineContext) -> StepResult:
     """Capture a FINRA short-sale file's raw rows; the same content twice adds nothing."""
     store = ctx.resource(OtcStore)
     path = params.file
-    if not path.is_file():
-        return StepResult.fail(f"no such file: {path}", ErrorCategory.VALIDATION)
+    if problem := not_a_file(path):
+        return StepResult.fail(f"{problem}: {path}", ErrorCategory.VALIDATION)
     content_hash = file_sha256(path)
     existing = store.find_batch(content_hash)
     if existing is not None:
@@ -254,10 +254,18 @@ def daily_metrics(params: MetricsParams, ctx: PipelineContext) -> StepResult:
     return StepResult.ok(output, quality=quality)
 
 
+HAS_DATA_ROWS = Gate("the file has data rows", "record_count", ">=", 1, severity=Severity.WARN)
+"""A header and a `0` trailer is well-formed but says nothing: the run completes with a warning."""
+
 DAILY_WORKFLOW = Workflow(
     "otc.daily",
     (
-        Step.pipeline("ingest", "otc.ingest", lambda ctx: {"file": ctx.params["file"]}),
+        Step.pipeline(
+            "ingest",
+            "otc.ingest",
+            lambda ctx: {"file": ctx.params["file"]},
+            gates=[HAS_DATA_ROWS],
+        ),
         Step.pipeline(
             "normalize",
             "otc.normalize",

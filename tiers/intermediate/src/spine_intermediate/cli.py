@@ -204,10 +204,13 @@ def api_start(host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     from spine_intermediate.api import create_app
+    from spine_intermediate.api.security import check_bind
 
     _console_logging()
-    settings = current_settings(current_tier())
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    tier = current_tier()
+    settings = current_settings(tier)
+    check_bind(host, settings.options)
+    uvicorn.run(create_app(settings, tier=tier), host=host, port=port, log_level=log_level)
 
 
 # -- runs --------------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,9 +56,10 @@ def execution_from_json(data: Mapping[str, Any]) -> Execution:
 class ApiClient:
     """A thin JSON client; API errors become `SpineError`s carrying the server's message."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send; return the decoded JSON body or raise with the server's error message."""
@@ -98,11 +101,29 @@ class RemoteDispatcher:
         logical_key: str | None = None,
         **_: Any,
     ) -> Execution:
-        """POST /executions."""
-        body: dict[str, Any] = {"pipeline": name, "params": dict(params or {}), "lane": lane.value}
+        """POST /executions; a `file` param naming a local file is uploaded first."""
+        body: dict[str, Any] = {
+            "pipeline": name,
+            "params": self._uploaded(dict(params or {})),
+            "lane": lane.value,
+        }
         if logical_key is not None:
             body["logical_key"] = logical_key
         return execution_from_json(self.client.request("POST", "/executions", json=body))
+
+    def _uploaded(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The server cannot read this machine's files: send them, and pass the server's path.
+
+        A `file` that does not exist here is passed unchanged, as a path on the server.
+        """
+        local = Path(str(params.get("file", "")))
+        if "file" in params and local.is_file():
+            with local.open("rb") as content:
+                stored = self.client.request(
+                    "POST", "/otc/files", params={"name": local.name}, content=content
+                )
+            params["file"] = stored["path"]
+        return params
 
     def get(self, execution_id: str) -> Execution:
         """GET /executions/{id}."""
@@ -184,7 +205,7 @@ class _NoBackend:
 
 def remote_runtime(tier: Tier, base_url: str) -> Runtime:
     """A `Runtime` whose dispatcher and OTC reader call the API at `base_url`."""
-    client = ApiClient(base_url)
+    client = ApiClient(base_url, token=os.environ.get("SPINE_API_TOKEN"))
     reader = ApiOtcReader(client)
     return Runtime(
         tier=tier,

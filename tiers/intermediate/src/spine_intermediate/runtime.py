@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 
 from spine_core.errors import ConfigurationError
@@ -46,24 +45,6 @@ def float_option(options: Mapping[str, str], name: str, default: float) -> float
         raise ConfigurationError(f"SPINE_{name.upper()} must be a number, got {raw!r}") from None
 
 
-def load_pipeline_modules(registry: Registry, spec: str) -> None:
-    """`SPINE_PIPELINE_MODULES=pkg.mod:register,other:fn`: call each with the registry.
-
-    For pipelines that are not (yet) packaged with a `spine.pipelines` entry point, e.g. in
-    tests or a deployment's own module; every process (API, workers) must be given the same.
-    """
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        module_name, _, attr = item.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-            register = getattr(module, attr or "register")
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(
-                f"SPINE_PIPELINE_MODULES: cannot load {item!r}: {exc}"
-            ) from None
-        register(registry)
-
-
 def build_runtime(tier: Tier, settings: Settings, *, concurrency: int | None = None) -> Runtime:
     """Connect (pool sized by SPINE_POOL_MIN/MAX), check the schema, wire everything.
 
@@ -80,7 +61,6 @@ def build_runtime(tier: Tier, settings: Settings, *, concurrency: int | None = N
     otc = PostgresOtcStore(db)
     resources = Resources({OtcStore: otc})
     registry = Registry()
-    load_pipeline_modules(registry, settings.options.get("pipeline_modules", ""))
 
     def make_backend(runner: ExecutionRunner) -> LocalBackend:
         return LocalBackend(

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -29,6 +30,7 @@ from spine_core.errors import SpineError
 from spine_core.tier import DATABASE_URL_ENV, TIER_ENV, Runtime, Settings, Tier, active_tier
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("spine.cli")
 
 
 class CliError(SpineError):
@@ -61,6 +63,15 @@ def is_debug(ctx: click.Context | None = None) -> bool:
         return False
 
 
+def redacted_url(url: str) -> str:
+    """`url` with any password replaced by `***`, fit for a log line."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def current_tier() -> Tier:
     """The active tier: `--tier`, else `SPINE_TIER`, else the highest installed."""
     return active_tier(os.environ.get(TIER_ENV) or None)
@@ -83,7 +94,9 @@ def open_runtime(ctx: click.Context | None = None) -> Runtime:
     state = cli_state(ctx)
     if state.runtime is None:
         tier = current_tier()
-        runtime = tier.open_runtime(current_settings(tier))
+        settings = current_settings(tier)
+        log.debug("tier %s, database %s", tier.name, redacted_url(settings.database_url))
+        runtime = tier.open_runtime(settings)
         state.runtime = runtime
         root = ctx.find_root()
 
@@ -101,6 +114,17 @@ def echo_error(message: str) -> None:
     if rest:
         first = first + " " + " ".join(line.strip() for line in rest if line.strip())
     click.echo(f"error: {first}", err=True)
+
+
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a process its closed pipe ended (128 + SIGPIPE)."""
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @contextmanager
@@ -122,6 +146,10 @@ def cli_errors(debug: bool | None = None) -> Iterator[None]:
     except KeyboardInterrupt:
         echo_error("interrupted")
         raise click.exceptions.Exit(130) from None
+    except BrokenPipeError:
+        # The reader left (`spine ... | head`): nothing to say, and nowhere to say it.
+        _drop_stdout()
+        raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
     except Exception as exc:
         if is_debug() if debug is None else debug:
             traceback.print_exc(file=sys.stderr)

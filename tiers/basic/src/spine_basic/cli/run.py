@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from spine_basic.cli.context import CliError, cli_state, open_runtime, run_cli_errors
+from spine_basic.cli.context import CliError, cli_state, log, open_runtime, run_cli_errors
 from spine_core.execution import Execution, TriggerSource
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime
@@ -81,6 +81,17 @@ def summary_lines(execution: Execution) -> list[str]:
     return lines
 
 
+def log_steps(execution: Execution) -> None:
+    """With `--debug`: each step's status, time and gates (passing ones too), then the end."""
+    for step in (execution.result or {}).get("steps", []):
+        seconds = (step.get("duration_ms") or 0) / 1000
+        log.debug("step %s: %s in %.3fs", step.get("step"), step.get("status"), seconds)
+        for gate in step.get("gates") or []:
+            log.debug("  %s", gate.get("message"))
+    seconds = duration_seconds(execution)
+    log.debug("execution %s %s in %.3fs", execution.id, execution.status.value, seconds or 0.0)
+
+
 @contextmanager
 def ingest_progress(runtime: Runtime) -> Iterator[None]:
     """A progress bar on stderr while a file is read, when stderr is a terminal."""
@@ -141,7 +152,11 @@ def run(name: str, params: tuple[str, ...], as_json: bool) -> None:
     runtime = open_runtime()
     with ingest_progress(runtime):
         submitted = runtime.dispatcher.submit(name, parsed, trigger_source=TriggerSource.CLI)
+        log.debug(
+            "submitted %s as execution %s with params %s", name, submitted.id, submitted.params
+        )
         execution = runtime.dispatcher.wait(submitted.id)
+    log_steps(execution)
     cli_state().extras[LAST_EXECUTION] = execution  # for commands that invoke `run`
     if as_json:
         click.echo(json.dumps(execution.to_dict(), indent=2, default=str))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,8 +28,18 @@ from spine_core.errors import (
 )
 from spine_core.execution import ExecutionFilter, TriggerSource
 from spine_core.status import ExecutionStatus
-from spine_core.tier import Runtime, Settings
+from spine_core.tier import Runtime, Settings, Tier, active_tier
 from spine_intermediate import __version__
+from spine_intermediate.api.errors import allowed_methods, invalid_fields
+from spine_intermediate.api.files import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    FILE_NAME_PATTERN,
+    UPLOAD_PATH,
+    UploadTooLarge,
+    checked_file_params,
+    data_dirs,
+    store_upload,
+)
 from spine_intermediate.api.limits import BodyLimitMiddleware
 from spine_intermediate.api.models import (
     Check,
@@ -40,10 +50,22 @@ from spine_intermediate.api.models import (
     MetricsPage,
     MetricsRow,
     Readiness,
+    RunHistory,
+    RunRow,
     SubmitRequest,
     TradeRow,
     TradesPage,
+    UploadOut,
 )
+from spine_intermediate.api.queries import (
+    ExecutionId,
+    IsoDate,
+    IsoDateTime,
+    Offset,
+    Text,
+    no_unknown_query_params,
+)
+from spine_intermediate.api.security import Unauthorized, api_token, guards_reads, require_token
 from spine_otc.layout import SYMBOL_PATTERN
 from spine_otc.store import OtcStore
 
@@ -52,9 +74,12 @@ log = logging.getLogger("spine.api")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_WORKER_STALE_SECONDS = 30.0
 API_WORKER_MODES = ("embedded", "none")
+DEFAULT_TIER = "intermediate"
+"""The tier an app serves when given neither a tier nor a runtime (its entry point name)."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Unknown pipeline or missing capability"},
+    401: {"model": ErrorResponse, "description": "Write endpoint without the API token"},
     404: {"model": ErrorResponse, "description": "No such execution"},
     413: {"model": ErrorResponse, "description": "Request body over the limit"},
     422: {"model": ErrorResponse, "description": "Invalid parameters (the field is named)"},
@@ -63,8 +88,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 SymbolQuery = Annotated[str | None, Query(max_length=14, pattern=f"^{SYMBOL_PATTERN.pattern}$")]
 """A symbol filter, validated by the domain's own rule."""
-DateQuery = Annotated[date | None, Query(alias="date")]
-OffsetQuery = Annotated[int, Query(ge=0)]
+DateQuery = Annotated[IsoDate | None, Query(alias="date")]
 
 HIGHER_TIER_ENDPOINTS = (
     ("GET", "/executions/{execution_id}/events", "market-spine-advanced"),
@@ -103,23 +127,36 @@ def _int_setting(options: Mapping[str, str], name: str, default: float) -> float
         raise ConfigurationError(f"SPINE_{name.upper()} must be a number, got {raw!r}") from None
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
-    """The API. Opens the active tier's runtime at startup (or uses `runtime`, left open).
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    tier: Tier | None = None,
+) -> FastAPI:
+    """The API. Opens `tier`'s runtime at startup (or uses `runtime`, left open).
 
+    `tier` defaults to the runtime's, else the installed intermediate tier, found by its entry
+    point name so that this module does not import the tier module that imports the CLI.
     With SPINE_API_WORKER=embedded (the default) the process also runs a LocalBackend; with
     `none` it only enqueues and `spine worker start` processes run the work.
     """
-    from spine_intermediate.tier import TIER
-
+    if tier is None:
+        tier = runtime.tier if runtime is not None else active_tier(DEFAULT_TIER)
     if settings is None:
         settings = (
             runtime.settings
             if runtime is not None
-            else Settings.from_env(TIER.default_database_url)
+            else Settings.from_env(tier.default_database_url)
         )
     mode = api_worker_mode(settings.options)
     max_body = int(_int_setting(settings.options, "api_max_body_bytes", DEFAULT_MAX_BODY_BYTES))
     stale = _int_setting(settings.options, "worker_stale_seconds", DEFAULT_WORKER_STALE_SECONDS)
+    max_upload = int(
+        _int_setting(settings.options, "api_max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)
+    )
+    allowed = data_dirs(settings.options)
+    writes = [Depends(require_token(api_token(settings.options)))]
+    reads = writes if guards_reads(settings.options) else []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,7 +166,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = (
             runtime
             if runtime is not None
-            else await anyio.to_thread.run_sync(TIER.open_runtime, settings)
+            else await anyio.to_thread.run_sync(tier.open_runtime, settings)
         )
         app.state.runtime = rt
         if owned and mode == "embedded":
@@ -145,8 +182,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version=__version__,
         description="Submit and inspect executions; read OTC metrics and trades.",
         lifespan=lifespan,
+        dependencies=[Depends(no_unknown_query_params)],
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body, streamed=frozenset({UPLOAD_PATH}))
 
     def rt() -> Runtime:
         return app.state.runtime
@@ -155,23 +193,25 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [
-            {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "(body)",
-                "message": str(err.get("msg", "invalid")),
-            }
-            for err in exc.errors()
-        ]
+        fields = invalid_fields(list(exc.errors()), await request.body())
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return _error(422, "invalid_request", message, fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        answer = _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        answer.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            answer.headers["Allow"] = ", ".join(allowed_methods(app.router.routes, request.scope))
+        return answer
 
     @app.exception_handler(SpineError)
     async def _spine(request: Request, exc: SpineError) -> JSONResponse:
+        if isinstance(exc, Unauthorized):
+            denied = _error(401, "unauthorized", str(exc))
+            denied.headers["WWW-Authenticate"] = "Bearer"
+            return denied
         if isinstance(exc, InvalidParams):
             return _error(422, "invalid_params", str(exc), exc.errors)
         if isinstance(exc, ExecutionNotFound):
@@ -207,11 +247,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         responses=_ERRORS,
         tags=["executions"],
         summary="Submit a pipeline or workflow",
+        dependencies=writes,
     )
     def submit(body: SubmitRequest) -> ExecutionOut:
-        execution = rt().dispatcher.submit(
+        dispatcher = rt().dispatcher
+        params = checked_file_params(dispatcher.registry, body.pipeline, body.params, allowed)
+        execution = dispatcher.submit(
             body.pipeline,
-            body.params,
+            params,
             lane=body.lane,
             trigger_source=TriggerSource.API,
             logical_key=body.logical_key,
@@ -221,15 +264,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @app.get(
         "/executions",
         response_model=ExecutionPage,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["executions"],
         summary="List executions, newest first",
     )
     def list_executions(
         status: ExecutionStatus | None = None,
-        pipeline: Annotated[str | None, Query(max_length=200)] = None,
-        created_since: datetime | None = None,
-        cursor: Annotated[str | None, Query(max_length=100)] = None,
+        pipeline: Text | None = None,
+        created_since: IsoDateTime | None = None,
+        cursor: Annotated[Text | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> ExecutionPage:
         if created_since is not None and created_since.tzinfo is None:
@@ -253,18 +297,78 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @app.get(
         "/executions/{execution_id}",
         response_model=ExecutionOut,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["executions"],
         summary="One execution",
     )
-    def get_execution(execution_id: str) -> ExecutionOut:
+    def get_execution(execution_id: ExecutionId) -> ExecutionOut:
         return ExecutionOut.of(rt().dispatcher.get(execution_id))
 
+    @app.get(
+        "/executions/{execution_id}/runs",
+        response_model=RunHistory,
+        dependencies=reads,
+        responses=_ERRORS,
+        tags=["executions"],
+        summary="An execution's workflow run history: the run and each step",
+    )
+    def execution_runs(execution_id: ExecutionId) -> RunHistory:
+        runtime = rt()
+        runtime.dispatcher.get(execution_id)  # 404 for an unknown execution
+        records = [RunRow.of(r) for r in runtime.store.get_run(execution_id)]  # type: ignore[attr-defined]
+        return RunHistory(run=records[0] if records else None, steps=records[1:])
+
     # -- OTC ----------------------------------------------------------------------------------
+
+    @app.post(
+        UPLOAD_PATH,
+        status_code=201,
+        response_model=UploadOut,
+        responses={**_ERRORS, 413: {"model": ErrorResponse, "description": "Over the limit"}},
+        tags=["otc"],
+        summary="Upload a file (the raw request body) into the first data folder",
+        dependencies=writes,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
+    async def upload(
+        request: Request,
+        name: Annotated[str, Query(pattern=FILE_NAME_PATTERN)],
+        start: bool = False,
+    ) -> Any:
+        import anyio
+
+        if not allowed:
+            return _error(
+                503, "unavailable", "uploads need a data folder: set SPINE_DATA_DIRS on the server"
+            )
+        try:
+            path = await store_upload(request.stream(), allowed[0], name, max_upload)
+        except UploadTooLarge:
+            return _error(
+                413, "payload_too_large", f"the file is larger than the limit of {max_upload} bytes"
+            )
+        execution = None
+        if start:
+            submitted = await anyio.to_thread.run_sync(
+                lambda: rt().dispatcher.submit(
+                    "otc.daily", {"file": str(path)}, trigger_source=TriggerSource.API
+                )
+            )
+            execution = ExecutionOut.of(submitted)
+        return UploadOut(path=str(path), execution=execution)
 
     @app.get(
         "/otc/metrics/daily",
         response_model=MetricsPage,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["otc"],
         summary="Daily OTC metrics by date and symbol",
@@ -272,10 +376,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     def metrics_daily(
         symbol: SymbolQuery = None,
         date_: DateQuery = None,
-        from_: Annotated[date | None, Query(alias="from")] = None,
-        to: date | None = None,
+        from_: Annotated[IsoDate | None, Query(alias="from")] = None,
+        to: IsoDate | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-        offset: OffsetQuery = 0,
+        offset: Offset = 0,
     ) -> MetricsPage:
         if date_ is not None and (from_ is not None or to is not None):
             return _error(
@@ -298,6 +402,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @app.get(
         "/otc/trades",
         response_model=TradesPage,
+        dependencies=reads,
         responses=_ERRORS,
         tags=["otc"],
         summary="Normalized OTC trades",
@@ -307,7 +412,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         date_: DateQuery = None,
         venue: Annotated[str | None, Query(max_length=1, pattern=r"^[A-Z]$")] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-        offset: OffsetQuery = 0,
+        offset: Offset = 0,
     ) -> TradesPage:
         store: OtcStore = rt().resources.get(OtcStore)
         rows = store.query_trades(
@@ -371,7 +476,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for method, path, distribution in HIGHER_TIER_ENDPOINTS:
         app.add_api_route(
             path,
-            _needs_tier(f"{method} {path}", distribution, TIER.name),
+            _needs_tier(f"{method} {path}", distribution, tier.name),
             methods=[method],
             include_in_schema=False,
         )

@@ -15,13 +15,15 @@ class BodyLimitMiddleware:
     lying chunked upload is refused with 413 before any handler runs.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, streamed: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed
+        """Paths whose handler streams the body itself, under a limit of its own."""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """ASGI entry point."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.streamed:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spine_core.execution import Execution, Lane
+from spine_core.ports import StepRunRecord
 from spine_core.status import ExecutionStatus
 
 
@@ -26,6 +29,29 @@ class SubmitRequest(BaseModel):
         description="Concurrency key (needs market-spine-advanced).",
     )
     lane: Lane = Field(default=Lane.NORMAL, description="Queue partition.")
+
+    @field_validator("pipeline", "logical_key", "params")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        """Refuse what PostgreSQL cannot store (NUL in text, NaN in jsonb) as a 422, not a 500."""
+        problem = _unstorable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _unstorable(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "contains a NUL byte" if "\x00" in value else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "contains a number that is not finite"
+    if isinstance(value, dict):
+        return next(
+            (p for item in value.items() for p in map(_unstorable, item) if p is not None), None
+        )
+    if isinstance(value, list):
+        return next((p for p in map(_unstorable, value) if p is not None), None)
+    return None
 
 
 class ExecutionOut(BaseModel):
@@ -55,11 +81,48 @@ class ExecutionOut(BaseModel):
         return cls.model_validate(execution.to_dict())
 
 
+class RunRow(BaseModel):
+    """One row of workflow run history: the run itself (`step` null) or one finished step."""
+
+    run_id: str
+    execution_id: str | None
+    workflow: str
+    version: int
+    step: str | None
+    kind: str | None
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    error: str | None
+    category: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: StepRunRecord) -> RunRow:
+        """From core's `StepRunRecord`."""
+        return cls.model_validate(dataclasses.asdict(record))
+
+
+class RunHistory(BaseModel):
+    """An execution's run and its steps in the order they finished (null until it starts)."""
+
+    run: RunRow | None
+    steps: list[RunRow]
+
+
 class ExecutionPage(BaseModel):
     """A page of executions, newest first; pass `next_cursor` as `cursor` for the next page."""
 
     items: list[ExecutionOut]
     next_cursor: str | None
+
+
+class UploadOut(BaseModel):
+    """A stored upload: the server path to pass as `file`, and the run started on it, if any."""
+
+    path: str
+    execution: ExecutionOut | None = None
 
 
 class MetricsRow(BaseModel):

@@ -73,6 +73,8 @@ def _scrub(message: str, url: str) -> str:
 def unreachable(url: str, exc: BaseException) -> ConfigurationError:
     """The error for a server that cannot be reached; never includes the password."""
     reason = _scrub(str(exc) or type(exc).__name__, url)
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        reason += "; create it with: spine db init"
     return ConfigurationError(f"cannot reach PostgreSQL at {describe_target(url)}: {reason}")
 
 
@@ -82,6 +84,11 @@ def check_url(url: str) -> None:
     if scheme not in ("postgresql", "postgres"):
         raise ConfigurationError(
             f"the intermediate tier needs a postgresql:// database URL, got {redact_url(url)!r}"
+            + (
+                "; for a SQLite database use --tier basic (or SPINE_TIER=basic)"
+                if scheme == "sqlite"
+                else ""
+            )
         )
 
 
