@@ -17,6 +17,8 @@ from bench.common import DATA_DIR, Config, postgres_version
 from bench.harness import Outcome, format_table, write_results
 
 BENCHMARKS: dict[str, Callable[[Config], Outcome]] = {
+    "daily_sqlite": sqlite_suite.bench_daily,
+    "daily_postgres": postgres_suite.bench_daily,
     "ingest_normalize_sqlite": sqlite_suite.bench_ingest_normalize,
     "ingest_normalize_postgres": postgres_suite.bench_ingest_normalize,
     "metrics_daily_sqlite": sqlite_suite.bench_metrics,
@@ -41,6 +43,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="small data, 1 run each: a smoke run, not figures"
     )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="growth to 10,000,000 rows and memory at 100,000 against 10,000,000 (long)",
+    )
     parser.add_argument("--runs", type=int, default=None, help="runs per side (default 3)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -48,6 +55,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    if args.quick and args.full:
+        parser.error("--quick and --full exclude each other")
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
     args.names = [n for n in BENCHMARKS if not names or n in names]
@@ -56,7 +65,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    cfg = Config.make(quick=args.quick, runs=args.runs)
+    cfg = Config.make(quick=args.quick, full=args.full, runs=args.runs)
     if not args.quick and cfg.runs < 3:
         print(f"note: --runs {cfg.runs}: figures below 3 runs are not medians worth quoting")
     outcomes: list[Outcome] = []

@@ -39,7 +39,7 @@ class Config:
     workers: int = 4
 
     @classmethod
-    def make(cls, *, quick: bool, runs: int | None) -> Config:
+    def make(cls, *, quick: bool, runs: int | None, full: bool = False) -> Config:
         if quick:
             return cls(
                 runs=runs or 1,
@@ -54,8 +54,8 @@ class Config:
             quick=False,
             rows=1_000_000,
             dispatch_jobs=10_000,
-            memory_rows=(100_000, 2_000_000),
-            growth_rows=(250_000, 1_000_000, 4_000_000),
+            memory_rows=(100_000, 10_000_000 if full else 2_000_000),
+            growth_rows=(250_000, 1_000_000, 10_000_000 if full else 4_000_000),
         )
 
 

@@ -15,8 +15,9 @@ COLUMNS = (
 )
 
 
-def baseline_select(date_params: list[str]) -> str:
-    """The GROUP BY; `date_params` are the placeholders (`?` or `$1`...)."""
+def baseline_select(date_params: list[str] | None, table: str = "otc_trades") -> str:
+    """The GROUP BY; `date_params` are the placeholders (`?` or `$1`...), None for every date."""
+    where = f"WHERE trade_date IN ({', '.join(date_params)})" if date_params is not None else ""
     venue = [f"SUM(CASE WHEN venue = '{v}' THEN size ELSE 0 END)" for v in VENUE_CODES]
     squares = " + ".join(f"{v} * {v}" for v in venue)
     present = " + ".join(f"(CASE WHEN {v} > 0 THEN 1 ELSE 0 END)" for v in venue)
@@ -39,8 +40,8 @@ FROM (
     SELECT trade_date, symbol, venue, short_type, trade_time, size, price, notional,
            FIRST_VALUE(price) OVER w AS first_price,
            LAST_VALUE(price) OVER w AS last_price
-    FROM otc_trades
-    WHERE trade_date IN ({", ".join(date_params)})
+    FROM {table}
+    {where}
     WINDOW w AS (PARTITION BY trade_date, symbol ORDER BY trade_time, source_key, line_number
                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ) AS t

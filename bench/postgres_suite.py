@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import metrics_sql, noop
+from bench import metrics_sql, noop, plain_daily
 from bench.common import Config, csv_rows, otc_file, percentile, postgres_database
 from bench.harness import Outcome, repeat, timed
 
@@ -78,6 +78,56 @@ def bench_ingest_normalize(cfg: Config) -> Outcome:
             runtime.close()
     return Outcome(
         "ingest_normalize_postgres",
+        prod,
+        base,
+        higher_is_better=True,
+        target=0.5,
+        notes={"rows": cfg.rows, "product_seconds": cfg.rows / prod.median},
+    )
+
+
+def bench_daily(cfg: Config) -> Outcome:
+    """The whole `otc.daily` (run as `spine run` runs it) against csv + COPY + one GROUP BY."""
+    path = otc_file(cfg.rows)
+    with postgres_database() as url:
+        runtime = _runtime(url)
+        runtime.backend.run_on_submit = True
+        db = _db(runtime)
+        try:
+            db.call(
+                db.pool.execute(
+                    plain_daily.TRADES_DDL.format("plain_trades", num="double precision")
+                    + "; "
+                    + plain_daily.METRICS_DDL.replace("REAL", "double precision")
+                )
+            )
+            insert = f"INSERT INTO plain_metrics ({metrics_sql.COLUMNS})\n" + (
+                metrics_sql.baseline_select(None, "plain_trades")
+            )
+
+            async def load(records: list[tuple]) -> None:
+                async with db.pool.acquire() as conn, conn.transaction():
+                    await conn.copy_records_to_table("plain_trades", records=records)
+                    await conn.execute(insert)
+
+            def run() -> None:
+                execution = runtime.dispatcher.submit("otc.daily", {"file": str(path)})
+                if execution.status.value != "completed":
+                    raise RuntimeError(f"otc.daily ended {execution.status.value}")
+
+            def product() -> float:
+                db.call(db.pool.execute(RESET_OTC))
+                return cfg.rows / timed(run)
+
+            def baseline() -> float:
+                db.call(db.pool.execute("TRUNCATE plain_trades, plain_metrics"))
+                return cfg.rows / timed(lambda: db.call(load(list(plain_daily.trade_rows(path)))))
+
+            prod, base = repeat(cfg.runs, product, baseline, "rows/s")
+        finally:
+            runtime.close()
+    return Outcome(
+        "daily_postgres",
         prod,
         base,
         higher_is_better=True,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import metrics_sql, noop
+from bench import metrics_sql, noop, plain_daily
 from bench.common import Config, csv_rows, otc_file, percentile, scratch_dir, sqlite_file
 from bench.harness import Figure, Outcome, repeat, timed
 
@@ -82,6 +82,39 @@ def bench_ingest_normalize(cfg: Config) -> Outcome:
         target=0.5,
         notes={"rows": cfg.rows, "product_seconds": cfg.rows / prod.median},
     )
+
+
+def bench_daily(cfg: Config) -> Outcome:
+    """The whole `otc.daily` against the plain script of `bench.plain_daily`, both on SQLite."""
+    path = otc_file(cfg.rows)
+
+    def product() -> float:
+        with scratch_dir() as d:
+            runtime = _runtime(sqlite_file(d))
+            try:
+                return cfg.rows / timed(lambda: _workflow(runtime, path))
+            finally:
+                runtime.close()
+
+    def baseline() -> float:
+        with scratch_dir() as d:
+            return cfg.rows / timed(lambda: plain_daily.run_sqlite(path, d / "plain.db"))
+
+    prod, base = repeat(cfg.runs, product, baseline, "rows/s")
+    return Outcome(
+        "daily_sqlite",
+        prod,
+        base,
+        higher_is_better=True,
+        target=0.5,
+        notes={"rows": cfg.rows, "product_seconds": cfg.rows / prod.median},
+    )
+
+
+def _workflow(runtime: Any, path: Path) -> None:
+    execution = runtime.dispatcher.submit("otc.daily", {"file": str(path)})
+    if execution.status.value != "completed":
+        raise RuntimeError(f"otc.daily ended {execution.status.value}: {execution.error}")
 
 
 def bench_metrics(cfg: Config) -> Outcome:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from importlib.metadata import version
 
 import click
@@ -12,8 +13,11 @@ from spine_basic.cli import main
 from spine_basic.cli.run import parse_param
 from spine_basic.migrations import LATEST_VERSION
 from spine_otc.generator import generate
+from spine_otc.layout import HEADER_LINE
 from spine_otc.metrics import METRIC_FIELDS
 from spine_otc.sample import sample_path
+
+HEADER = HEADER_LINE + "\n"
 
 
 @pytest.fixture
@@ -399,3 +403,66 @@ def test_spine_pipeline_modules_work_on_basic_too(cli, monkeypatch, tmp_path):
     assert_one_line_error(
         cli("run", "mine.hello"), r"SPINE_PIPELINE_MODULES: cannot load 'no_such_module_here"
     )
+
+
+def metrics_json(cli) -> list[dict]:
+    result = cli("query", "metrics", "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_month_in_zipped_parts_is_two_sources_with_the_metrics_of_the_whole_month(
+    cli, tmp_path, make_db, monkeypatch
+):
+    month = tmp_path / "FNSQsh202403.txt"
+    args = ["--rows", "6001", "--days", "3", "--symbols", "4", "--seed", "3", "--bad-rate", "0.002"]
+    made = cli("otc", "generate", *args, "--out", str(month), "--zip-parts", "2")
+    assert made.exit_code == 0, made.output
+    part1, part2 = tmp_path / "FNSQsh202403_1.zip", tmp_path / "FNSQsh202403_2.zip"
+    assert part1.is_file() and part2.is_file() and not month.exists()
+
+    first = cli("run", "otc.daily", "-p", f"file={part1}", "--json")
+    assert first.exit_code == 0, first.output
+    after_first = counts(cli)
+    second = cli("run", "otc.daily", "-p", f"file={part2}", "--json")
+    assert second.exit_code == 0, second.output
+    ingest = json.loads(second.stdout)["result"]["steps"][0]["output"]
+    assert ingest["source_key"] == "FNSQsh202403_2.zip" and ingest["restatement"] is False
+    both = counts(cli)
+    assert both["otc_batches"] == 2 and both["otc_trades_raw"] == 6001
+    assert both["otc_trades"] + both["otc_rejects"] == 6001
+    assert both["otc_trades"] > after_first["otc_trades"] + 2900  # part 2 removed nothing
+    split = metrics_json(cli)
+
+    again = cli("run", "otc.daily", "-p", f"file={part2}")
+    assert again.exit_code == 0
+    assert {t: n for t, n in counts(cli).items() if t.startswith("otc_")} == {
+        t: n for t, n in both.items() if t.startswith("otc_")
+    }
+
+    whole = tmp_path / "whole.txt"
+    assert cli("otc", "generate", *args, "--out", str(whole)).exit_code == 0
+    monkeypatch.setenv("SPINE_DATABASE_URL", f"sqlite:///{make_db(tmp_path / 'whole.db')}")
+    assert cli("run", "otc.daily", "-p", f"file={whole}").exit_code == 0
+    assert metrics_json(cli) == split
+
+
+@pytest.mark.parametrize(
+    ("members", "pattern"),
+    [
+        ({"a.txt": HEADER, "b.txt": HEADER}, r"holds 2 files \(a\.txt, b\.txt\): expected one"),
+        ({"empty/": ""}, r"holds no file: expected one text file"),
+        (None, r"not a ZIP archive"),
+    ],
+)
+def test_a_zip_that_is_not_one_text_file_is_a_one_line_error(cli, tmp_path, members, pattern):
+    path = tmp_path / "FNSQsh202403.zip"
+    if members is None:
+        path.write_text(HEADER)
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, text in members.items():
+                archive.writestr(name, text)
+    result = cli("run", "otc.daily", "-p", f"file={path}")
+    assert_one_line_error(result, pattern)
+    assert counts(cli)["otc_batches"] == 0

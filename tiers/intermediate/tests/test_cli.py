@@ -10,6 +10,7 @@ from spine_intermediate.pg import PostgresLedgerStore
 from spine_intermediate.pg.migrations import MIGRATIONS
 from spine_intermediate.testing import ServerThread
 from spine_otc import sample_path
+from spine_otc.generator import generate, zip_parts
 
 pytestmark = pytest.mark.postgres
 
@@ -165,3 +166,16 @@ def test_otc_demo_on_postgres(empty_pg_url):
     assert first.stdout.count("\n2024-03-0") == 15
     again = spine("otc", "demo", db=empty_pg_url)
     assert "is up to date" in again.stdout and "nothing was added" in again.stdout
+
+
+def test_zipped_parts_of_a_month_give_the_metrics_of_the_whole_month(empty_pg_url, tmp_path):
+    made = generate(tmp_path / "FNSQsh202403.txt", 4001, 2, 3, seed=8, bad_rate=0.002)
+    parts = zip_parts(made, 2, tmp_path, "FNSQsh202403")
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    spine("db", "init", db=whole, tier="basic")
+    spine("run", "otc.daily", "-p", f"file={made.path}", db=whole, tier="basic")
+    spine("db", "init", db=empty_pg_url)
+    for part in parts:
+        run = spine("run", "otc.daily", "-p", f"file={part}", db=empty_pg_url)
+        assert "otc.daily: completed" in run.stdout
+    _assert_same(_metrics(whole, "basic"), _metrics(empty_pg_url, "intermediate"))

@@ -8,10 +8,14 @@ from spine_core.errors import SpineError
 
 
 class FileFormatError(SpineError):
-    """The file is not a well-formed FINRA short-sale file; nothing from it may be kept."""
+    """The file is not a well-formed FINRA short-sale file; nothing from it may be kept.
 
-    def __init__(self, path: str | Path, line_number: int, problem: str) -> None:
-        super().__init__(f"{path}: line {line_number}: {problem}")
+    `line_number` is None when the fault is the whole file's (a ZIP archive's content).
+    """
+
+    def __init__(self, path: str | Path, line_number: int | None, problem: str) -> None:
+        where = f"{path}: line {line_number}" if line_number is not None else str(path)
+        super().__init__(f"{where}: {problem}")
         self.path = str(path)
         self.line_number = line_number
         self.problem = problem

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -98,6 +99,32 @@ def generate(
             writer.write_day(out, day, per_day + (index < extra))
         out.write(f"{rows + 1 if trailer_counts_header else rows}\n")
     return GeneratedFile(target, rows, writer.bad_written, dates, names)
+
+
+def zip_parts(made: GeneratedFile, parts: int, out_dir: str | Path, stem: str) -> tuple[Path, ...]:
+    """Split a generated file into `parts` ZIP archives as FINRA splits a large month.
+
+    Part k is `{stem}_k.zip` holding one `{stem}_k.txt`: the header, the next run of data rows
+    (a split may fall inside a day, so parts can share dates) and its own trailer. Streams.
+    """
+    if parts < 1:
+        raise ValueError("parts must be >= 1")
+    sizes = [made.rows // parts + (k < made.rows % parts) for k in range(parts)]
+    written: list[Path] = []
+    with open(made.path, encoding="utf-8", newline="") as source:
+        source.readline()
+        for number, size in enumerate(sizes, start=1):
+            target = Path(out_dir) / f"{stem}_{number}.zip"
+            with (
+                zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive,
+                archive.open(f"{stem}_{number}.txt", "w") as member,
+            ):
+                member.write((HEADER_LINE + "\n").encode())
+                for line in itertools.islice(source, size):
+                    member.write(line.encode())
+                member.write(f"{size}\n".encode())
+            written.append(target)
+    return tuple(written)
 
 
 class _RowWriter:

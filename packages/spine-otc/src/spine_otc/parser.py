@@ -8,13 +8,12 @@ transaction and roll back if iteration raises `FileFormatError`.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
+from spine_otc.archive import Readable, open_content
 from spine_otc.errors import FileFormatError
 from spine_otc.layout import DELIMITER, HEADER_LINE
 
@@ -60,9 +59,12 @@ def not_a_file(path: Path) -> str | None:
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, read in chunks: how ingest spots the same content twice."""
+    """sha256 of a file's content, read in chunks: how ingest spots the same content twice.
+
+    A ZIP's content is its member's bytes (see `spine_otc.archive`).
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_content(path) as (handle, _size):
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
@@ -70,6 +72,8 @@ def file_sha256(path: str | Path) -> str:
 
 class PsvReader:
     """Yields a `RawRow` per data line of one file, in order, checking the file's framing.
+
+    The file may be a ZIP archive of one text file, read as a stream (`spine_otc.archive`).
 
     After a complete iteration `content_hash` is the sha256 of every byte read and `row_count`
     the number of data rows.
@@ -94,12 +98,11 @@ class PsvReader:
         self.row_count = 0
         self.bytes_read = 0
         self._content_hash = None
-        self.total_bytes = os.stat(self.path).st_size
         digest = hashlib.sha256()
         line_number = 0
         pending: RawRow | None = None
         blanks: list[RawRow] = []
-        with open(self.path, "rb") as handle:
+        with open_content(self.path) as (handle, self.total_bytes):
             for lines in self._blocks(handle, digest.update):
                 for text in lines:
                     line_number += 1
@@ -126,7 +129,7 @@ class PsvReader:
             raise FileFormatError(self.path, 1, "empty file: expected the header " + HEADER_LINE)
         self._check_trailer(pending, line_number)
 
-    def _blocks(self, handle: BinaryIO, hash_bytes: Callable[[bytes], None]) -> Iterator[list[str]]:
+    def _blocks(self, handle: Readable, hash_bytes: Callable[[bytes], None]) -> Iterator[list[str]]:
         """The file's lines, newlines removed, a block at a time, each line checked.
 
         A line is checked when its block is consumed, so the lines before a bad one are seen

@@ -96,12 +96,15 @@ class DailyParams(BaseModel):
 
 @pipeline("otc.ingest", params=IngestParams)
 def ingest(params: IngestParams, ctx: PipelineContext) -> StepResult:
-    """Capture a FINRA short-sale file's raw rows; the same content twice adds nothing."""
+    """Capture a short-sale file's raw rows, or a ZIP's; the same content twice adds nothing."""
     store = ctx.resource(OtcStore)
     path = params.file
     if problem := not_a_file(path):
         return StepResult.fail(f"{problem}: {path}", ErrorCategory.VALIDATION)
-    content_hash = file_sha256(path)
+    try:
+        content_hash = file_sha256(path)
+    except FileFormatError as exc:
+        return StepResult.fail(str(exc), ErrorCategory.DATA_QUALITY)
     existing = store.find_batch(content_hash)
     if existing is not None:
         return _ingested(existing, duplicate=True, restatement=False)

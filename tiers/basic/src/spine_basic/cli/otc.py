@@ -49,15 +49,30 @@ def otc() -> None:
     required=True,
     help="Where to write the file.",
 )
+@click.option(
+    "--zip-parts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Instead of one text file, write this many ZIP parts as FINRA splits a month: "
+    "OUT's stem _1.zip, _2.zip, ... beside OUT.",
+)
 @run_cli_errors
-def generate(rows: int, days: int, symbols: int, seed: int, bad_rate: float, out: Path) -> None:
+def generate(
+    rows: int, days: int, symbols: int, seed: int, bad_rate: float, out: Path, zip_parts: int | None
+) -> None:
     """Write a deterministic FINRA short-sale file for tests and benchmarks."""
     from spine_otc.generator import generate as write_file
+    from spine_otc.generator import zip_parts as write_parts
 
     result = write_file(out, rows=rows, days=days, symbols=symbols, seed=seed, bad_rate=bad_rate)
+    where = str(result.path)
+    if zip_parts is not None:
+        parts = write_parts(result, zip_parts, out.parent, out.stem)
+        result.path.unlink()
+        where = ", ".join(str(part) for part in parts)
     click.echo(
         f"wrote {result.rows:,} rows ({result.bad_rows:,} bad) over {len(result.dates)} day(s), "
-        f"{len(result.symbols)} symbol(s) to {result.path}"
+        f"{len(result.symbols)} symbol(s) to {where}"
     )
 
 
