@@ -10,12 +10,21 @@ from typing import Any
 from spine_core.backend import Backend
 from spine_core.capabilities import INTRODUCED_BY, Capability
 from spine_core.engine import named_sub_workflows, require_capabilities
-from spine_core.errors import ErrorCategory, IllegalTransition, MissingCapability, SpineError
+from spine_core.errors import (
+    ErrorCategory,
+    IllegalTransition,
+    InvalidParams,
+    MissingCapability,
+    SpineError,
+)
 from spine_core.events import ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, TriggerSource
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry
 from spine_core.status import ExecutionStatus, is_terminal
+
+MAX_LOGICAL_KEY_LENGTH = 200
+"""The longest logical_key accepted; longer ones are refused before anything is written."""
 
 RETRYABLE = frozenset(
     {ExecutionStatus.FAILED, ExecutionStatus.DEAD_LETTERED, ExecutionStatus.CANCELLED}
@@ -56,6 +65,9 @@ class Dispatcher:
             raise MissingCapability(
                 "logical_key concurrency", INTRODUCED_BY[Capability.CONCURRENCY_KEYS], self.tier
             )
+        if logical_key is not None and not 1 <= len(logical_key) <= MAX_LOGICAL_KEY_LENGTH:
+            message = f"must be 1 to {MAX_LOGICAL_KEY_LENGTH} characters, got {len(logical_key)}"
+            raise InvalidParams(name, [{"field": "logical_key", "message": message}])
         execution = self.store.create_execution(
             NewExecution(
                 name=name,

@@ -60,9 +60,13 @@ def _wrap_run(base: click.Command) -> click.Command:
     """`spine run` plus `--api URL` and `--no-wait`; otherwise basic's `run`, run in-process."""
 
     @click.pass_context
-    def callback(ctx: click.Context, api: str | None, no_wait: bool, **kwargs: Any) -> None:
+    def callback(
+        ctx: click.Context, api: str | None, no_wait: bool, logical_key: str | None, **kwargs: Any
+    ) -> None:
+        if logical_key is not None and not no_wait:
+            raise click.UsageError("--logical-key needs --no-wait")
         if no_wait:
-            _run_no_wait(ctx, api, kwargs)
+            _run_no_wait(ctx, api, kwargs, logical_key)
             return
         if api:
             _install_remote_runtime(ctx, api)
@@ -77,6 +81,12 @@ def _wrap_run(base: click.Command) -> click.Command:
         *base.params,
         click.Option(["--api"], metavar="URL", help=API_OPTION_HELP),
         click.Option(["--no-wait"], is_flag=True, help="Submit (queue) and return at once."),
+        click.Option(
+            ["--logical-key"],
+            metavar="KEY",
+            help="With --no-wait: refuse while another execution with KEY is active "
+            "(market-spine-advanced).",
+        ),
     ]
     return click.Command(
         base.name,
@@ -89,12 +99,17 @@ def _wrap_run(base: click.Command) -> click.Command:
 
 
 @run_cli_errors
-def _run_no_wait(ctx: click.Context, api: str | None, kwargs: dict[str, Any]) -> None:
+def _run_no_wait(
+    ctx: click.Context, api: str | None, kwargs: dict[str, Any], logical_key: str | None
+) -> None:
     from spine_basic.cli.run import parse_params
 
     runtime = _install_remote_runtime(ctx, api) if api else open_runtime(ctx)
     execution = runtime.dispatcher.submit(
-        kwargs["name"], parse_params(kwargs.get("params") or ()), trigger_source=TriggerSource.CLI
+        kwargs["name"],
+        parse_params(kwargs.get("params") or ()),
+        trigger_source=TriggerSource.CLI,
+        logical_key=logical_key,
     )
     if kwargs.get("as_json"):
         click.echo(json.dumps(execution.to_dict(), indent=2, default=str))

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spine_core.errors import (
+    ConcurrencyConflict,
     ConfigurationError,
     ExecutionNotFound,
     IllegalTransition,
@@ -182,6 +183,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             return _error(400, "missing_capability", str(exc))
         if isinstance(exc, IllegalTransition):
             return _error(409, "illegal_transition", str(exc))
+        if isinstance(exc, ConcurrencyConflict):
+            return _error(409, "logical_key_conflict", str(exc))
         if isinstance(exc, ConfigurationError):
             log.error("unavailable: %s", exc)
             return _error(503, "unavailable", str(exc))
