@@ -6,7 +6,6 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from spine_advanced.pg.migrations import migrate_all
 from spine_advanced.runtime import build_runtime
 from spine_advanced.tier import TIER
 from spine_basic.cli import main
@@ -14,34 +13,11 @@ from spine_core import ExecutionStatus
 from spine_core.errors import ConcurrencyConflict
 from spine_core.tier import Settings
 from spine_intermediate.api import create_app
-from spine_intermediate.pg.loop import AsyncBridge
-from spine_intermediate.testing import ServerThread, require_postgres, temporary_database
+from spine_intermediate.testing import ServerThread
 
 pytestmark = pytest.mark.postgres
 
 PIPELINES = "spine_intermediate.testing:register_test_pipelines"
-
-
-@pytest.fixture
-def advanced_pg_url():
-    require_postgres()
-    with temporary_database(migrated=False) as url:
-        import asyncpg
-
-        bridge = AsyncBridge("test-migrate")
-
-        async def go():
-            conn = await asyncpg.connect(dsn=url, timeout=5)
-            try:
-                await migrate_all(conn)
-            finally:
-                await conn.close()
-
-        try:
-            bridge.call(go())
-        finally:
-            bridge.close()
-        yield url
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from spine_core.errors import (
 )
 from spine_core.events import ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, TriggerSource
+from spine_core.notifications import FALLBACK_POLL_SECONDS, LedgerNotifications
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry
 from spine_core.status import ExecutionStatus, is_terminal
@@ -40,6 +41,8 @@ class Dispatcher:
     registry: Registry
     capabilities: frozenset[Capability]
     tier: str
+    notifications: LedgerNotifications | None = None
+    """When the store announces finished executions, `wait` blocks on them instead of polling."""
 
     def submit(
         self,
@@ -99,15 +102,24 @@ class Dispatcher:
     def wait(
         self, execution_id: str, *, timeout: float | None = None, poll: float = 0.05
     ) -> Execution:
-        """Block until the execution reaches a terminal status (or `timeout` seconds pass)."""
+        """Block until the execution reaches a terminal status (or `timeout` seconds pass).
+
+        With `notifications`, it reads the ledger when the execution is announced finished, or
+        every `FALLBACK_POLL_SECONDS` in case an announcement was lost; otherwise every `poll`.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             execution = self.store.get_execution(execution_id)
             if is_terminal(execution.status):
                 return execution
-            if deadline is not None and time.monotonic() >= deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return execution
-            time.sleep(poll)
+            if self.notifications is None:
+                time.sleep(poll if left is None else min(poll, left))
+            else:
+                pause = FALLBACK_POLL_SECONDS if left is None else min(FALLBACK_POLL_SECONDS, left)
+                self.notifications.wait_for(execution_id, pause)
 
     def events(self, execution_id: str) -> list[ExecutionEvent]:
         """An execution's events in order."""

@@ -17,6 +17,7 @@ from spine_core.backend import Backend
 from spine_core.capabilities import Capability
 from spine_core.dispatcher import Dispatcher
 from spine_core.errors import ConfigurationError
+from spine_core.notifications import LedgerNotifications
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
@@ -100,6 +101,7 @@ def assemble_runtime(
     observers: ObserverFactory | None = None,
     extras: Mapping[str, Any] | None = None,
     on_close: Sequence[Callable[[], None]] = (),
+    notifications: LedgerNotifications | None = None,
 ) -> Runtime:
     """Wire runner, backend and dispatcher the same way on every tier.
 
@@ -122,6 +124,7 @@ def assemble_runtime(
         registry=registry,
         capabilities=tier.capabilities,
         tier=tier.name,
+        notifications=notifications,
     )
     return Runtime(
         tier=tier,

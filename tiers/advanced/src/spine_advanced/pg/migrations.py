@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import asyncpg
 
-from spine_core.status import ACTIVE_STATUSES
+from spine_core.status import ACTIVE_STATUSES, TERMINAL_STATUSES
 from spine_intermediate.pg.migrations import (
     MIGRATIONS as INTERMEDIATE_MIGRATIONS,
 )
@@ -24,11 +24,15 @@ from spine_intermediate.pg.migrations import (
 ACTIVE_STATUS_LIST = ", ".join(f"'{status.value}'" for status in sorted(ACTIVE_STATUSES))
 """`ACTIVE_STATUSES` as an SQL list: the one definition of which statuses hold a key."""
 
+TERMINAL_STATUS_LIST = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
+"""`TERMINAL_STATUSES` as an SQL list: the statuses announced as finished."""
+
 
 def _render(migration: Migration) -> Migration:
-    # The checksum covers the rendered text: if ACTIVE_STATUSES changes, an applied migration
+    # The checksum covers the rendered text: if a status set changes, an applied migration
     # no longer matches and `spine db init` asks for a new migration instead of drifting.
-    return replace(migration, sql=migration.sql.replace("{active_statuses}", ACTIVE_STATUS_LIST))
+    sql = migration.sql.replace("{active_statuses}", ACTIVE_STATUS_LIST)
+    return replace(migration, sql=sql.replace("{terminal_statuses}", TERMINAL_STATUS_LIST))
 
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
