@@ -16,6 +16,12 @@ def open_runtime(settings: Settings) -> Runtime:
     return build_runtime(TIER, settings)
 
 
+def _extend_api(app: object) -> None:
+    from spine_advanced.api import extend_api
+
+    extend_api(app)
+
+
 def _extend_cli(group: object) -> None:
     from spine_advanced.cli import extend_cli
 
@@ -30,5 +36,6 @@ TIER = Tier(
     default_database_url=DEFAULT_DATABASE_URL,
     open=open_runtime,
     extend_cli=_extend_cli,
+    extend_api=_extend_api,
 )
 """The advanced tier, as `spine.tiers` entry point `advanced`."""

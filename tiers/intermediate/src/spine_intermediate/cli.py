@@ -223,8 +223,9 @@ def api_start(host: str, port: int, log_level: str) -> None:
     from spine_intermediate.api import create_app
 
     _console_logging()
-    settings = current_settings(current_tier())
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    tier = current_tier()
+    settings = current_settings(tier)
+    uvicorn.run(create_app(settings, tier=tier), host=host, port=port, log_level=log_level)
 
 
 # -- runs --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spine_core.errors import (
@@ -29,7 +30,7 @@ from spine_core.errors import (
 )
 from spine_core.execution import ExecutionFilter, TriggerSource
 from spine_core.status import ExecutionStatus
-from spine_core.tier import Runtime, Settings
+from spine_core.tier import Runtime, Settings, Tier, installed_tiers
 from spine_intermediate import __version__
 from spine_intermediate.api.limits import BodyLimitMiddleware
 from spine_intermediate.api.models import (
@@ -104,19 +105,26 @@ def _int_setting(options: Mapping[str, str], name: str, default: float) -> float
         raise ConfigurationError(f"SPINE_{name.upper()} must be a number, got {raw!r}") from None
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
-    """The API. Opens the active tier's runtime at startup (or uses `runtime`, left open).
+def create_app(
+    settings: Settings | None = None, *, runtime: Runtime | None = None, tier: Tier | None = None
+) -> FastAPI:
+    """The API. Opens `tier`'s runtime at startup (or uses `runtime`, left open).
 
-    With SPINE_API_WORKER=embedded (the default) the process also runs a LocalBackend; with
-    `none` it only enqueues and `spine worker start` processes run the work.
+    `tier` defaults to `runtime`'s, else the intermediate tier. Every installed tier up to it
+    mounts its routes (`Tier.extend_api`); endpoints none of them serves answer 501 naming the
+    tier to install. With SPINE_API_WORKER=embedded (the default) the process also runs a
+    LocalBackend; with `none` it only enqueues and `spine worker start` processes run the work.
     """
     from spine_intermediate.tier import TIER
+
+    if tier is None:
+        tier = runtime.tier if runtime is not None else TIER
 
     if settings is None:
         settings = (
             runtime.settings
             if runtime is not None
-            else Settings.from_env(TIER.default_database_url)
+            else Settings.from_env(tier.default_database_url)
         )
     mode = api_worker_mode(settings.options)
     max_body = int(_int_setting(settings.options, "api_max_body_bytes", DEFAULT_MAX_BODY_BYTES))
@@ -130,7 +138,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = (
             runtime
             if runtime is not None
-            else await anyio.to_thread.run_sync(TIER.open_runtime, settings)
+            else await anyio.to_thread.run_sync(tier.open_runtime, settings)
         )
         app.state.runtime = rt
         if owned and mode == "embedded":
@@ -371,10 +379,21 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             return JSONResponse(body.model_dump(), status_code=503)
         return body
 
+    for installed in installed_tiers():
+        if installed.rank <= tier.rank and installed.extend_api is not None:
+            installed.extend_api(app)
+    served = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
     for method, path, distribution in HIGHER_TIER_ENDPOINTS:
+        if (method, path) in served:
+            continue
         app.add_api_route(
             path,
-            _needs_tier(f"{method} {path}", distribution, TIER.name),
+            _needs_tier(f"{method} {path}", distribution, tier.name),
             methods=[method],
             include_in_schema=False,
         )
