@@ -17,7 +17,6 @@ from spine_core.backend import Backend
 from spine_core.capabilities import Capability
 from spine_core.dispatcher import Dispatcher
 from spine_core.errors import ConfigurationError
-from spine_core.notifications import LedgerNotifications
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
@@ -104,7 +103,6 @@ def assemble_runtime(
     observers: ObserverFactory | None = None,
     extras: Mapping[str, Any] | None = None,
     on_close: Sequence[Callable[[], None]] = (),
-    notifications: LedgerNotifications | None = None,
 ) -> Runtime:
     """Wire runner, backend and dispatcher the same way on every tier.
 
@@ -127,7 +125,6 @@ def assemble_runtime(
         registry=registry,
         capabilities=tier.capabilities,
         tier=tier.name,
-        notifications=notifications,
     )
     return Runtime(
         tier=tier,
