@@ -20,7 +20,13 @@ import pytest
 from spine_core.errors import BUILD_WHEELS_COMMAND, install_command
 
 REPO = Path(__file__).resolve().parents[2]
-TIERS = {"market-spine-basic": "basic", "market-spine-intermediate": "intermediate"}
+PROJECTS = sorted(path.parent for path in REPO.glob("*/*/pyproject.toml"))
+"""Every distribution of the workspace: packages/* and tiers/* that have a project file."""
+TIERS = {
+    tomllib.loads((project / "pyproject.toml").read_text())["project"]["name"]: project.name
+    for project in PROJECTS
+    if project.parent.name == "tiers"
+}
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -54,7 +60,12 @@ def dist(tmp_path_factory):
 
 def test_the_build_command_makes_one_wheel_per_package(dist):
     names = sorted(p.name.split("-")[0] for p in dist.glob("*.whl"))
-    assert names == ["market_spine_basic", "market_spine_intermediate", "spine_core", "spine_otc"]
+    expected = sorted(
+        tomllib.loads((project / "pyproject.toml").read_text())["project"]["name"].replace("-", "_")
+        for project in PROJECTS
+    )
+    assert "market_spine_advanced" in expected
+    assert names == expected
 
 
 @pytest.mark.parametrize("distribution", sorted(TIERS))

@@ -320,3 +320,27 @@ def test_a_failed_step_with_an_unstorable_output_still_ends_failed(store, regist
     execution = dispatcher.submit("decimal_failure")
     assert execution.status is ExecutionStatus.FAILED
     assert "not stored" in execution.result["steps"][0]["output"]
+
+
+@pytest.mark.parametrize("key", ["", "k" * 201])
+def test_an_empty_or_overlong_logical_key_creates_no_row(make_dispatcher, store, key):
+    with pytest.raises(InvalidParams, match="logical_key: must be 1 to 200 characters"):
+        make_dispatcher(ADVANCED).submit("job", logical_key=key)
+    assert store.list_executions(ExecutionFilter()) == []
+
+
+def test_wait_returns_on_the_announcement_not_on_a_poll(make_dispatcher, store):
+    dispatcher = make_dispatcher(run=False)
+    dispatcher.notifications = store.notifications
+    execution = dispatcher.submit("job")
+
+    def finish() -> None:
+        store.transition(execution.id, ExecutionStatus.RUNNING)
+        store.transition(execution.id, ExecutionStatus.COMPLETED)
+
+    threading.Timer(0.1, finish).start()
+    started = time.monotonic()
+    # a poll this slow would take 30 s; the announcement ends the wait
+    done = dispatcher.wait(execution.id, timeout=10, poll=30)
+    assert done.status is ExecutionStatus.COMPLETED
+    assert time.monotonic() - started < 0.9

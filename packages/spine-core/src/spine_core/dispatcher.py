@@ -10,12 +10,22 @@ from typing import Any
 from spine_core.backend import Backend
 from spine_core.capabilities import INTRODUCED_BY, Capability
 from spine_core.engine import named_sub_workflows, require_capabilities
-from spine_core.errors import ErrorCategory, IllegalTransition, MissingCapability, SpineError
+from spine_core.errors import (
+    ErrorCategory,
+    IllegalTransition,
+    InvalidParams,
+    MissingCapability,
+    SpineError,
+)
 from spine_core.events import ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, TriggerSource
+from spine_core.notifications import FALLBACK_POLL_SECONDS, LedgerNotifications
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry
 from spine_core.status import ExecutionStatus, is_terminal
+
+MAX_LOGICAL_KEY_LENGTH = 200
+"""The longest logical_key accepted; longer ones are refused before anything is written."""
 
 RETRYABLE = frozenset(
     {ExecutionStatus.FAILED, ExecutionStatus.DEAD_LETTERED, ExecutionStatus.CANCELLED}
@@ -31,6 +41,8 @@ class Dispatcher:
     registry: Registry
     capabilities: frozenset[Capability]
     tier: str
+    notifications: LedgerNotifications | None = None
+    """When the store announces finished executions, `wait` blocks on them instead of polling."""
 
     def submit(
         self,
@@ -56,6 +68,9 @@ class Dispatcher:
             raise MissingCapability(
                 "logical_key concurrency", INTRODUCED_BY[Capability.CONCURRENCY_KEYS], self.tier
             )
+        if logical_key is not None and not 1 <= len(logical_key) <= MAX_LOGICAL_KEY_LENGTH:
+            message = f"must be 1 to {MAX_LOGICAL_KEY_LENGTH} characters, got {len(logical_key)}"
+            raise InvalidParams(name, [{"field": "logical_key", "message": message}])
         execution = self.store.create_execution(
             NewExecution(
                 name=name,
@@ -87,15 +102,24 @@ class Dispatcher:
     def wait(
         self, execution_id: str, *, timeout: float | None = None, poll: float = 0.05
     ) -> Execution:
-        """Block until the execution reaches a terminal status (or `timeout` seconds pass)."""
+        """Block until the execution reaches a terminal status (or `timeout` seconds pass).
+
+        With `notifications`, it reads the ledger when the execution is announced finished, or
+        every `FALLBACK_POLL_SECONDS` in case an announcement was lost; otherwise every `poll`.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             execution = self.store.get_execution(execution_id)
             if is_terminal(execution.status):
                 return execution
-            if deadline is not None and time.monotonic() >= deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return execution
-            time.sleep(poll)
+            if self.notifications is None:
+                time.sleep(poll if left is None else min(poll, left))
+            else:
+                pause = FALLBACK_POLL_SECONDS if left is None else min(FALLBACK_POLL_SECONDS, left)
+                self.notifications.wait_for(execution_id, pause)
 
     def events(self, execution_id: str) -> list[ExecutionEvent]:
         """An execution's events in order."""

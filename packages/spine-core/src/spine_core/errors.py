@@ -80,6 +80,17 @@ class ExecutionNotFound(SpineError):
         self.execution_id = execution_id
 
 
+class ConcurrencyConflict(SpineError):
+    """A logical_key is already held by an active execution; names that execution."""
+
+    def __init__(self, logical_key: str, active_execution_id: str) -> None:
+        super().__init__(
+            f"logical_key {logical_key!r} is held by active execution {active_execution_id}"
+        )
+        self.logical_key = logical_key
+        self.active_execution_id = active_execution_id
+
+
 class WorkflowDefinitionError(SpineError):
     """A workflow or pipeline group is malformed (duplicate step, cycle, unknown dependency)."""
 

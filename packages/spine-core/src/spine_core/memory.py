@@ -14,6 +14,7 @@ from typing import Any
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, utcnow
+from spine_core.notifications import NotificationHub
 from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
 from spine_core.status import ExecutionStatus, check_transition, is_terminal
 
@@ -26,6 +27,8 @@ class InMemoryLedgerStore:
         self._executions: dict[str, Execution] = {}
         self._events: dict[str, list[ExecutionEvent]] = {}
         self._runs: dict[str, list[StepRunRecord]] = {}
+        self.notifications = NotificationHub()
+        """Announces finished executions and new work to waiters in this process."""
 
     def create_execution(self, new: NewExecution) -> Execution:
         """Insert with its `created` event."""
@@ -52,7 +55,14 @@ class InMemoryLedgerStore:
             self._append(new.id, EventType.CREATED, {"name": new.name}, None, now)
             if new.status is ExecutionStatus.QUEUED:
                 self._append(new.id, EventType.QUEUED, {}, None, now)
+        self._announce(execution)
         return execution
+
+    def _announce(self, execution: Execution) -> None:
+        if is_terminal(execution.status):
+            self.notifications.finished(execution.id)
+        elif execution.status is ExecutionStatus.QUEUED:
+            self.notifications.work_available()
 
     def get_execution(self, execution_id: str) -> Execution:
         """The execution or `ExecutionNotFound`."""
@@ -120,7 +130,8 @@ class InMemoryLedgerStore:
             if error:
                 event_payload.setdefault("error", error)
             self._append(execution_id, STATUS_EVENTS[ExecutionStatus(to)], event_payload, None, now)
-            return updated
+        self._announce(updated)
+        return updated
 
     def append_event(
         self,

@@ -83,6 +83,9 @@ class Tier:
     open: Callable[[Settings], Runtime]
     extend_cli: Callable[[Any], None] | None = None
     """Adds or replaces `spine` commands (a click group is passed); applied in rank order."""
+    extend_api: Callable[[Any], None] | None = None
+    """Mounts the tier's API routes (the app is passed); applied in rank order, before the 501
+    answers for endpoints that no installed tier up to the active one serves."""
 
     def open_runtime(self, settings: Settings | None = None) -> Runtime:
         """Build a runtime from `settings`, or from the environment."""

@@ -87,9 +87,13 @@ class LocalBackend:
         """
         if self.run_on_submit:
             return self.run_now(execution_id) or self.store.get_execution(execution_id)
+        self.wake()
+        return None
+
+    def wake(self) -> None:
+        """Wake one idle worker to claim (new work was submitted or announced)."""
         with self._wake:
             self._wake.notify()
-        return None
 
     def cancel(self, execution_id: str) -> None:
         """Running executions see `cancelling` in the ledger between steps; nothing else to do."""

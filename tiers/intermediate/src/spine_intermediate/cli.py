@@ -12,6 +12,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -58,9 +60,13 @@ def _wrap_run(base: click.Command) -> click.Command:
     """`spine run` plus `--api URL` and `--no-wait`; otherwise basic's `run`, run in-process."""
 
     @click.pass_context
-    def callback(ctx: click.Context, api: str | None, no_wait: bool, **kwargs: Any) -> None:
+    def callback(
+        ctx: click.Context, api: str | None, no_wait: bool, logical_key: str | None, **kwargs: Any
+    ) -> None:
+        if logical_key is not None and not no_wait:
+            raise click.UsageError("--logical-key needs --no-wait")
         if no_wait:
-            _run_no_wait(ctx, api, kwargs)
+            _run_no_wait(ctx, api, kwargs, logical_key)
             return
         if api:
             _install_remote_runtime(ctx, api)
@@ -75,6 +81,12 @@ def _wrap_run(base: click.Command) -> click.Command:
         *base.params,
         click.Option(["--api"], metavar="URL", help=API_OPTION_HELP),
         click.Option(["--no-wait"], is_flag=True, help="Submit (queue) and return at once."),
+        click.Option(
+            ["--logical-key"],
+            metavar="KEY",
+            help="With --no-wait: refuse while another execution with KEY is active "
+            "(market-spine-advanced).",
+        ),
     ]
     return click.Command(
         base.name,
@@ -87,12 +99,17 @@ def _wrap_run(base: click.Command) -> click.Command:
 
 
 @run_cli_errors
-def _run_no_wait(ctx: click.Context, api: str | None, kwargs: dict[str, Any]) -> None:
+def _run_no_wait(
+    ctx: click.Context, api: str | None, kwargs: dict[str, Any], logical_key: str | None
+) -> None:
     from spine_basic.cli.run import parse_params
 
     runtime = _install_remote_runtime(ctx, api) if api else open_runtime(ctx)
     execution = runtime.dispatcher.submit(
-        kwargs["name"], parse_params(kwargs.get("params") or ()), trigger_source=TriggerSource.CLI
+        kwargs["name"],
+        parse_params(kwargs.get("params") or ()),
+        trigger_source=TriggerSource.CLI,
+        logical_key=logical_key,
     )
     if kwargs.get("as_json"):
         click.echo(json.dumps(execution.to_dict(), indent=2, default=str))
@@ -149,12 +166,12 @@ def worker_start(concurrency: int | None, grace: float | None) -> None:
     On a signal it stops claiming, lets in-flight executions finish within the grace period
     and hands anything still running back to the queue.
     """
-    from spine_intermediate.runtime import build_runtime
-
     _console_logging()
     tier = current_tier()
     settings = current_settings(tier)
-    runtime = build_runtime(tier, settings, concurrency=concurrency)
+    if concurrency is not None:
+        settings = replace(settings, options={**settings.options, "workers": str(concurrency)})
+    runtime = tier.open_runtime(settings)
     backend: Any = runtime.backend
     stop = threading.Event()
 
@@ -295,24 +312,46 @@ def _cell(value: Any) -> Any:
 # -- db ----------------------------------------------------------------------------------------
 
 
-@click.command("init")
-@run_cli_errors
-def db_init() -> None:
-    """Create the database if missing, apply pending migrations, print the schema version."""
-    from spine_intermediate.pg.admin import init_database
-    from spine_intermediate.pg.connect import redact_url
+def make_db_init(chains: Callable[[], Sequence[tuple[Any, ...]]]) -> click.Command:
+    """`spine db init` applying `chains()` (the tier's migration chains, lowest first)."""
 
-    settings = current_settings(current_tier())
-    created, applied, version = init_database(settings.database_url)
-    where = redact_url(settings.database_url)
-    if created:
-        click.echo(f"created database {where}")
-    if applied:
-        names = ", ".join(f"{m.version} {m.name}" for m in applied)
-        click.echo(f"applied {len(applied)} migration(s) to {where}: {names}")
-    else:
-        click.echo(f"{where} is up to date")
-    click.echo(f"schema version {version}")
+    @click.command("init")
+    @run_cli_errors
+    def db_init() -> None:
+        """Create the database if missing, apply pending migrations, print the schema version."""
+        from spine_intermediate.pg.admin import init_database
+        from spine_intermediate.pg.connect import redact_url
+
+        settings = current_settings(current_tier())
+        created, applied, versions = init_database(settings.database_url, chains())
+        where = redact_url(settings.database_url)
+        if created:
+            click.echo(f"created database {where}")
+        if applied:
+            names = ", ".join(_migration_label(m, len(versions) > 1) for m in applied)
+            click.echo(f"applied {len(applied)} migration(s) to {where}: {names}")
+        else:
+            click.echo(f"{where} is up to date")
+        if len(versions) == 1:
+            click.echo(f"schema version {next(iter(versions.values()))}")
+        else:
+            click.echo("schema version " + ", ".join(f"{c} {v}" for c, v in versions.items()))
+
+    return db_init
+
+
+def _migration_label(migration: Any, with_component: bool) -> str:
+    label = f"{migration.version} {migration.name}"
+    return f"{migration.component} {label}" if with_component else label
+
+
+def _intermediate_chains() -> Sequence[tuple[Any, ...]]:
+    from spine_intermediate.pg.migrations import MIGRATIONS
+
+    return (MIGRATIONS,)
+
+
+db_init = make_db_init(_intermediate_chains)
 
 
 @click.command("import-sqlite")

@@ -15,9 +15,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spine_core.errors import (
+    ConcurrencyConflict,
     ConfigurationError,
     ExecutionNotFound,
     IllegalTransition,
@@ -28,7 +30,7 @@ from spine_core.errors import (
 )
 from spine_core.execution import ExecutionFilter, TriggerSource
 from spine_core.status import ExecutionStatus
-from spine_core.tier import Runtime, Settings, Tier, active_tier
+from spine_core.tier import Runtime, Settings, Tier, active_tier, installed_tiers
 from spine_intermediate import __version__
 from spine_intermediate.api.errors import allowed_methods, invalid_fields
 from spine_intermediate.api.files import (
@@ -137,8 +139,10 @@ def create_app(
 
     `tier` defaults to the runtime's, else the installed intermediate tier, found by its entry
     point name so that this module does not import the tier module that imports the CLI.
-    With SPINE_API_WORKER=embedded (the default) the process also runs a LocalBackend; with
-    `none` it only enqueues and `spine worker start` processes run the work.
+    Every installed tier up to it mounts its routes (`Tier.extend_api`); endpoints none of them
+    serves answer 501 naming the tier to install. With SPINE_API_WORKER=embedded (the default)
+    the process also runs a LocalBackend; with `none` it only enqueues and `spine worker start`
+    processes run the work.
     """
     if tier is None:
         tier = runtime.tier if runtime is not None else active_tier(DEFAULT_TIER)
@@ -222,6 +226,8 @@ def create_app(
             return _error(400, "missing_capability", str(exc))
         if isinstance(exc, IllegalTransition):
             return _error(409, "illegal_transition", str(exc))
+        if isinstance(exc, ConcurrencyConflict):
+            return _error(409, "logical_key_conflict", str(exc))
         if isinstance(exc, ConfigurationError):
             log.error("unavailable: %s", exc)
             return _error(503, "unavailable", str(exc))
@@ -473,7 +479,18 @@ def create_app(
             return JSONResponse(body.model_dump(), status_code=503)
         return body
 
+    for installed in installed_tiers():
+        if installed.rank <= tier.rank and installed.extend_api is not None:
+            installed.extend_api(app)
+    served = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
     for method, path, distribution in HIGHER_TIER_ENDPOINTS:
+        if (method, path) in served:
+            continue
         app.add_api_route(
             path,
             _needs_tier(f"{method} {path}", distribution, tier.name),

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spine_core.dispatcher import MAX_LOGICAL_KEY_LENGTH
 from spine_core.execution import Execution, Lane
 from spine_core.ports import StepRunRecord
 from spine_core.status import ExecutionStatus
@@ -25,7 +26,8 @@ class SubmitRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Params for the pipeline.")
     logical_key: str | None = Field(
         default=None,
-        max_length=200,
+        min_length=1,
+        max_length=MAX_LOGICAL_KEY_LENGTH,
         description="Concurrency key (needs market-spine-advanced).",
     )
     lane: Lane = Field(default=Lane.NORMAL, description="Queue partition.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from spine_intermediate.pg.connect import (
@@ -14,21 +16,30 @@ from spine_intermediate.pg.loop import AsyncBridge
 from spine_intermediate.pg.migrations import MIGRATIONS, Migration, migrate, schema_version
 
 
-def init_database(url: str) -> tuple[bool, list[Migration], int]:
-    """(database created, migrations applied now, schema version) for the database at `url`."""
+def init_database(
+    url: str, chains: Sequence[tuple[Migration, ...]] = (MIGRATIONS,)
+) -> tuple[bool, list[Migration], dict[str, int]]:
+    """(database created, migrations applied now, schema version per chain) at `url`.
+
+    `chains` are applied in order, lowest tier first: a higher tier's tables build on lower ones.
+    """
     check_url(url)
     bridge = AsyncBridge("spine-pg-admin")
 
-    async def go() -> tuple[bool, list[Migration], int]:
+    async def go() -> tuple[bool, list[Migration], dict[str, int]]:
         created = await ensure_database(url)
         conn = await asyncpg.connect(dsn=url, timeout=CONNECT_TIMEOUT)
+        applied: list[Migration] = []
+        versions: dict[str, int] = {}
         try:
-            versions = await migrate(conn)
-            version = await schema_version(conn)
+            for chain in chains:
+                by_version = {m.version: m for m in chain}
+                applied.extend(by_version[v] for v in await migrate(conn, chain))
+                component = chain[0].component
+                versions[component] = await schema_version(conn, component)
         finally:
             await conn.close()
-        by_version = {m.version: m for m in MIGRATIONS}
-        return created, [by_version[v] for v in versions], version
+        return created, applied, versions
 
     try:
         return bridge.call(go())

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from spine_core.errors import ExecutionNotFound
+from spine_core.errors import ConcurrencyConflict, ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import (
     Execution,
@@ -22,6 +22,7 @@ from spine_core.execution import (
 )
 from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
 from spine_core.status import (
+    ACTIVE_STATUSES,
     ALLOWED_TRANSITIONS,
     ExecutionStatus,
     check_transition,
@@ -29,6 +30,12 @@ from spine_core.status import (
 )
 from spine_intermediate.pg.connect import PgDatabase
 from spine_intermediate.pg.migrations import MIGRATIONS, require_current, schema_version
+
+ACTIVE_LOGICAL_KEY_INDEX = "executions_active_logical_key"
+"""The advanced tier's unique partial index: one active execution per logical_key."""
+_ACTIVE = [status.value for status in ACTIVE_STATUSES]
+_ACTIVE_HOLDER = "SELECT id FROM executions WHERE logical_key = $1 AND status = ANY($2::text[])"
+_KEY_RACE_RETRIES = 3
 
 _COLUMNS = (
     "id, name, params, status, lane, trigger_source, logical_key, parent_execution_id, backend, "
@@ -333,25 +340,35 @@ class PostgresLedgerStore:
         return self.db.call(self._create_execution(new))
 
     async def _create_execution(self, new: NewExecution) -> Execution:
-        try:
-            row = await self.db.pool.fetchrow(
-                _CREATE,
-                new.id,
-                new.name,
-                dict(new.params),
-                new.lane.value,
-                new.trigger_source.value,
-                new.logical_key,
-                new.parent_execution_id,
-                new.backend,
-                new.retry_count,
-                utcnow(),
-                {"name": new.name},
-                new.status.value,
-            )
-        except asyncpg.UniqueViolationError:
-            raise ValueError(f"execution {new.id} already exists") from None
-        return _execution(row)
+        # A logical key's holder can finish between our failed insert and the read naming it;
+        # then the key is free and the insert is tried again (a bounded number of times).
+        for _ in range(_KEY_RACE_RETRIES):
+            try:
+                return _execution(await self._insert_execution(new))
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != ACTIVE_LOGICAL_KEY_INDEX or new.logical_key is None:
+                    raise ValueError(f"execution {new.id} already exists") from None
+                holder = await self.db.pool.fetchval(_ACTIVE_HOLDER, new.logical_key, _ACTIVE)
+                if holder is not None:
+                    raise ConcurrencyConflict(new.logical_key, holder) from None
+        raise ConcurrencyConflict(new.logical_key or "", "(changing too fast to name)")
+
+    async def _insert_execution(self, new: NewExecution) -> Any:
+        return await self.db.pool.fetchrow(
+            _CREATE,
+            new.id,
+            new.name,
+            dict(new.params),
+            new.lane.value,
+            new.trigger_source.value,
+            new.logical_key,
+            new.parent_execution_id,
+            new.backend,
+            new.retry_count,
+            utcnow(),
+            {"name": new.name},
+            new.status.value,
+        )
 
     def get_execution(self, execution_id: str) -> Execution:
         """The execution, or `ExecutionNotFound`."""

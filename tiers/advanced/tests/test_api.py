@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from spine_advanced.runtime import build_runtime
+from spine_advanced.tier import TIER
+from spine_core.tier import Settings
+from spine_intermediate.api import create_app
+
+pytestmark = pytest.mark.postgres
+
+PIPELINES = "spine_intermediate.testing:register_test_pipelines"
+
+
+@pytest.fixture
+def client(advanced_pg_url):
+    runtime = build_runtime(TIER, Settings(advanced_pg_url, {"pipeline_modules": PIPELINES}))
+    app = create_app(runtime=runtime, settings=Settings(advanced_pg_url, {"api_worker": "none"}))
+    with TestClient(app) as c:
+        yield c
+    runtime.close()
+
+
+def _submit(client):
+    r = client.post("/executions", json={"pipeline": "test.noop"})
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def test_the_advanced_router_serves_events_instead_of_the_501(client):
+    execution_id = _submit(client)
+    r = client.get(f"/executions/{execution_id}/events")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [e["event_type"] for e in items] == ["created", "queued"]
+    assert [e["seq"] for e in items] == sorted(e["seq"] for e in items)
+    assert all(e["execution_id"] == execution_id for e in items)
+    missing = client.get("/executions/nope/events")
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"]
+
+
+def test_cancel_a_queued_execution_then_409_naming_its_status(client):
+    execution_id = _submit(client)
+    r = client.post(f"/executions/{execution_id}/cancel")
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "cancelled"
+    again = client.post(f"/executions/{execution_id}/cancel")
+    assert again.status_code == 409
+    assert "cancelled" in again.json()["error"]["message"]
+    assert client.post("/executions/nope/cancel").status_code == 404
+    events = client.get(f"/executions/{execution_id}/events").json()["items"]
+    assert events[-1]["event_type"] == "cancelled"
+
+
+def test_endpoints_no_installed_tier_serves_still_name_their_tier(client):
+    r = client.get("/dead-letters")
+    assert r.status_code == 501
+    assert "needs market-spine-advanced (active tier: advanced)" in r.json()["error"]["message"]
+
+
+def test_the_advanced_routes_are_documented(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "post" in paths["/executions/{execution_id}/cancel"]
+    assert "get" in paths["/executions/{execution_id}/events"]
