@@ -127,7 +127,8 @@ def test_gate_failure_keeps_raw_then_looser_threshold_normalizes_without_recaptu
     assert after_fail["otc_trades"] == before["otc_trades"]
     assert after_fail["otc_metrics_daily"] == before["otc_metrics_daily"]
     assert after_fail["otc_trades_raw"] == before["otc_trades_raw"] + 4000
-    status = cli("shell", input="print([b.status.value for b in otc.list_batches('bad.psv')])\n")
+    source = f"file:{bad.resolve()}"
+    status = cli("shell", input=f"print([b.status.value for b in otc.list_batches({source!r})])\n")
     assert "['gate_failed']" in status.stdout
 
     ok = cli("run", "otc.daily", "-p", f"file={bad}", "-p", "max_reject_rate=0.1")
