@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import click
 
 from spine_basic.cli.context import CliError, cli_state, open_runtime, run_cli_errors
+from spine_basic.stale import end_interrupted
 from spine_core.execution import Execution, TriggerSource
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime
@@ -82,6 +85,35 @@ def summary_lines(execution: Execution) -> list[str]:
 
 
 @contextmanager
+def ends_interrupted_runs(runtime: Runtime) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: end this process's running executions as failed, "interrupted".
+
+    SIGTERM is raised as KeyboardInterrupt, so both unwind the run the same way (open
+    transactions roll back); further signals are ignored while the ledger is updated. The
+    error then reaches `cli_errors`, which prints `error: interrupted` and exits 130.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        end_interrupted(runtime.store)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextmanager
 def ingest_progress(runtime: Runtime) -> Iterator[None]:
     """A progress bar on stderr while a file is read, when stderr is a terminal."""
     relay = runtime.extras.get("ingest_progress")
@@ -139,7 +171,7 @@ def run(name: str, params: tuple[str, ...], as_json: bool) -> None:
     """Run a pipeline or workflow NAME and wait for it to finish."""
     parsed = parse_params(params)
     runtime = open_runtime()
-    with ingest_progress(runtime):
+    with ends_interrupted_runs(runtime), ingest_progress(runtime):
         submitted = runtime.dispatcher.submit(name, parsed, trigger_source=TriggerSource.CLI)
         execution = runtime.dispatcher.wait(submitted.id)
     cli_state().extras[LAST_EXECUTION] = execution  # for commands that invoke `run`
