@@ -76,9 +76,12 @@ def end_stale(store: LedgerStore) -> list[Execution]:
     ]
 
 
-def end_interrupted(store: LedgerStore) -> list[Execution]:
-    """Fail this process's running executions as CANCELLED, "interrupted"; the ones ended."""
-    me = this_process()
+def end_interrupted(store: LedgerStore, owner: str | None = None) -> list[Execution]:
+    """Fail `owner`'s running executions as CANCELLED, "interrupted"; the ones ended.
+
+    `owner` is this process by default; a backend's threads own runs as `<owner>/<n>`.
+    """
+    me = owner or this_process()
     return [
         store.transition(
             e.id,
@@ -87,5 +90,5 @@ def end_interrupted(store: LedgerStore) -> list[Execution]:
             error_category=ErrorCategory.CANCELLED,
         )
         for e in _running(store)
-        if e.worker_id == me
+        if e.worker_id is not None and (e.worker_id == me or e.worker_id.startswith(f"{me}/"))
     ]

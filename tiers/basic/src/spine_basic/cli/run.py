@@ -105,7 +105,8 @@ def ends_interrupted_runs(runtime: Runtime) -> Iterator[None]:
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        end_interrupted(runtime.store)
+        # An in-process worker backend (intermediate) claims as its own worker id.
+        end_interrupted(runtime.store, getattr(runtime.backend, "worker_id", None))
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
