@@ -349,3 +349,33 @@ def test_a_higher_tier_that_is_installed_but_not_active_is_named(cli, monkeypatc
         cli("worker", "start"),
         r"error: spine worker needs market-spine-intermediate, which is installed but not active",
     )
+
+
+def test_same_base_name_elsewhere_keeps_both_days_and_a_restatement_says_what_it_replaced(
+    cli, tmp_path
+):
+    header = "MarketCenter|Symbol|Date|Time|ShortType|Size|Price|LinkIndicator"
+
+    def write(path, *rows):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("\n".join([header, *rows, str(len(rows))]) + "\n")
+        return path
+
+    day1 = write(tmp_path / "day1" / "trades.psv", "Q|AAPL|20240304|09:30:02|S|100|170.0|A")
+    day2 = write(tmp_path / "day2" / "trades.psv", "Q|AAPL|20240311|09:30:02|S|100|171.0|A")
+    for path in (day1, day2):
+        result = cli("run", "otc.daily", "-p", f"file={path}")
+        assert result.exit_code == 0, result.output
+        assert "restated" not in result.output
+    write(day1, "Q|AAPL|20240304|09:30:02|S|100|172.0|A", "Q|AAPL|20240304|10:00:00|S|5|172.0|A")
+    restated = cli("run", "otc.daily", "-p", f"file={day1}")
+    assert restated.exit_code == 0, restated.output
+    assert re.search(
+        r"restated: batch [0-9a-f]{32} on 2024-03-04: 1 trades replaced by 2", restated.output
+    )
+    metrics = json.loads(cli("query", "metrics", "--format", "json").output)
+    assert [(m["trade_date"], m["trade_count"]) for m in metrics] == [
+        ("2024-03-04", 2),
+        ("2024-03-11", 1),
+    ]
+    assert counts(cli)["otc_trades_raw"] == 4

@@ -81,7 +81,19 @@ def summary_lines(execution: Execution) -> list[str]:
         for gate in step.get("gates") or []:
             if not gate.get("passed"):
                 lines.append(f"    {gate.get('message')}")
+        lines += replacement_lines(step.get("output"))
     return lines
+
+
+def replacement_lines(output: Any) -> list[str]:
+    """One line per earlier batch a restatement replaced (`otc.normalize`'s `replaced`)."""
+    if not isinstance(output, dict):
+        return []
+    return [
+        f"    restated: batch {r['batch_id']} on {', '.join(r['dates'])}: "
+        f"{r['trades_before']} trades replaced by {r['trades_after']}"
+        for r in output.get("replaced") or []
+    ]
 
 
 @contextmanager
