@@ -61,3 +61,48 @@ def test_counts_read_back_as_floats_stay_integers():
     row = dict(metrics(10.0, 5000.0).to_json_dict(), trade_count=6.0, venue_count=2.0)
     read = DailyMetrics.from_row(row)
     assert json.dumps([read.trade_count, read.venue_count]) == "[6, 2]"
+
+
+def test_json_rounds_each_number_as_documented():
+    x = 1.123456789123
+    m = DailyMetrics(
+        "2024-03-05", "AAPL", 6, 100.5 + x, 10 + x, x, 2 + x, x, x, x, 2, 10 + x, x, 7.0, x
+    )
+    assert m.to_json_dict() == {
+        "trade_date": "2024-03-05",
+        "symbol": "AAPL",
+        "trade_count": 6,
+        "volume": 101.623457,
+        "notional": 11.1235,
+        "vwap": 1.123457,
+        "high": 3.1235,
+        "low": 1.1235,
+        "first_price": 1.1235,
+        "last_price": 1.1235,
+        "venue_count": 2,
+        "venue_hhi": 11.1235,
+        "short_exempt_share": 1.123457,
+        "regular_hours_volume": 7,
+        "extended_hours_volume": 1.123457,
+    }
+    assert json.dumps(m.to_json_dict()["regular_hours_volume"]) == "7"
+
+
+def test_from_row_wants_every_column():
+    with pytest.raises(ValueError, match=r"^expected 15 values, got 14$"):
+        DailyMetrics.from_row(list(metrics(10.0, 0.0).to_json_dict().values())[:-1])
+
+
+@pytest.mark.parametrize(
+    ("vwap", "hhi", "vwap_bad", "hhi_bad"),
+    [
+        (9.0 * (1 - 1e-9), 0.0, 0, 0),  # VWAP at low, HHI at 0: both sane
+        (11.0 * (1 + 1e-9), 10_000 * (1 + 1e-9), 0, 0),  # at high, at 10,000
+        (0.5 * 9.0, 0.5, 1, 0),
+        (10.0, 10_000 * (1 + 1e-8), 0, 1),
+        (10.0, -1e-6, 0, 1),
+    ],
+)
+def test_sanity_bounds_are_inclusive(vwap, hhi, vwap_bad, hhi_bad):
+    quality = check_sanity([metrics(vwap, hhi)])
+    assert quality.custom == {"vwap_outside_range": vwap_bad, "hhi_out_of_range": hhi_bad}
