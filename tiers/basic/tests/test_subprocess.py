@@ -183,3 +183,43 @@ def test_a_hard_killed_run_is_reported_and_ended_by_a_documented_command(tmp_pat
     assert status == "failed" and category == "INFRASTRUCTURE"
     assert error == f"interrupted: its spine process (pid {process.pid}) ended without finishing it"
     assert "stale" not in run(["status"], tmp_path).stdout
+
+
+def test_concurrent_spine_runs_on_one_sqlite_file_equal_a_sequential_run(tmp_path):
+    """8 files for the same dates, 4 `spine run` processes at a time: all complete, and the
+    metrics equal those of the same runs one after another."""
+    files = []
+    for n in range(8):
+        path = tmp_path / "data" / f"d{n}" / "trades.psv"
+        path.parent.mkdir(parents=True)
+        generate(path, rows=2_000, days=2, symbols=4, seed=n)
+        files.append(path)
+    sequential, concurrent = tmp_path / "sequential", tmp_path / "concurrent"
+    for folder in (sequential, concurrent):
+        folder.mkdir()
+        assert run(["db", "init"], folder).returncode == 0
+    for path in files:
+        assert run(["run", "otc.daily", "-p", f"file={path}"], sequential).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_")}
+    env["SPINE_TIER"] = "basic"
+    for start in (0, 4):
+        running = [
+            subprocess.Popen(
+                [spine_script(), "run", "otc.daily", "-p", f"file={path}"],
+                cwd=concurrent,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for path in files[start : start + 4]
+        ]
+        for process in running:
+            _, stderr = process.communicate(timeout=120)
+            assert process.returncode == 0, stderr
+
+    def metrics(folder):
+        return json.loads(run(["query", "metrics", "--format", "json"], folder).stdout)
+
+    assert metrics(concurrent) == metrics(sequential)
+    assert sum(m["trade_count"] for m in metrics(concurrent)) == 8 * 2_000
