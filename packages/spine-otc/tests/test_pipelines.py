@@ -85,7 +85,7 @@ def test_the_sample_runs_through_every_step(run, store):
     ingested = run("otc.ingest", {"file": str(sample_path())})
     assert ingested.status is StepStatus.OK
     assert ingested.output["rows"] == 3000
-    assert ingested.output["source_key"] == "otc_sample.psv"
+    assert ingested.output["source_key"] == f"file:{sample_path().resolve()}"
     assert not ingested.output["duplicate"] and not ingested.output["restatement"]
     batch_id = ingested.output["batch_id"]
 
@@ -126,11 +126,66 @@ def test_new_content_under_a_known_name_is_a_restatement(run, store, tmp_path):
     second = run("otc.ingest", {"file": str(path)})
     assert second.output["restatement"] is True
     normalized = run("otc.normalize", {"batch_id": second.output["batch_id"]})
-    assert normalized.output["affected_dates"] == ["2024-03-04", "2024-03-05"]
+    assert normalized.output["affected_dates"] == ["2024-03-05"]
+    assert normalized.output["replaced"] == [
+        {
+            "batch_id": first.output["batch_id"],
+            "dates": ["2024-03-05"],
+            "trades_before": 1,
+            "trades_after": 1,
+        }
+    ]
     computed = run("otc.metrics.daily", {"batch_id": second.output["batch_id"]})
     assert computed.output["rows"] == 1
-    [metrics] = store.query_metrics()
-    assert (metrics.trade_date, metrics.vwap) == ("2024-03-05", 171.0)
+    assert [(m.trade_date, m.vwap) for m in store.query_metrics()] == [
+        ("2024-03-04", 170.12),
+        ("2024-03-05", 171.0),
+    ]
+
+
+def test_the_same_name_in_another_folder_is_another_source(run, store, tmp_path):
+    """day1/trades.psv then day2/trades.psv: both days stay, nothing is replaced."""
+    (tmp_path / "day1").mkdir()
+    (tmp_path / "day2").mkdir()
+    day1 = write_file(tmp_path / "day1" / "trades.psv", [GOOD.replace("20240305", "20240304")])
+    day2 = write_file(tmp_path / "day2" / "trades.psv", [GOOD.replace("20240305", "20240311")])
+    outputs = []
+    for path in (day1, day2):
+        ingested = run("otc.ingest", {"file": str(path)})
+        assert ingested.output["restatement"] is False
+        outputs.append(run("otc.normalize", {"batch_id": ingested.output["batch_id"]}).output)
+        run("otc.metrics.daily", {"batch_id": ingested.output["batch_id"]})
+    assert outputs[1]["replaced"] == []
+    assert [m.trade_date for m in store.query_metrics()] == ["2024-03-04", "2024-03-11"]
+    assert store.table_counts()["otc_trades"] == 2
+
+
+def test_a_finra_name_is_one_source_wherever_it_lives(run, store, tmp_path):
+    """FNSQsh202403.txt re-downloaded elsewhere restates the dates it covers, keeps the rest."""
+    (tmp_path / "jan").mkdir()
+    (tmp_path / "again").mkdir()
+    first_lines = [GOOD.replace("20240305", "20240304"), GOOD]
+    first = write_file(tmp_path / "jan" / "FNSQsh202403.txt", first_lines)
+    restated = write_file(
+        tmp_path / "again" / "FNSQsh202403.psv", [GOOD.replace("170.1200", "171.0000")] * 2
+    )
+    a = run("otc.ingest", {"file": str(first)})
+    assert a.output["source_key"] == "finra:FNSQsh202403"
+    run("otc.normalize", {"batch_id": a.output["batch_id"]})
+    b = run("otc.ingest", {"file": str(restated)})
+    assert b.output["source_key"] == "finra:FNSQsh202403" and b.output["restatement"] is True
+    normalized = run("otc.normalize", {"batch_id": b.output["batch_id"]})
+    assert normalized.output["replaced"] == [
+        {
+            "batch_id": a.output["batch_id"],
+            "dates": ["2024-03-05"],
+            "trades_before": 1,
+            "trades_after": 2,
+        }
+    ]
+    days = [t.trade.trade_date.isoformat() for t in store.query_trades()]
+    assert days == ["2024-03-04", "2024-03-05", "2024-03-05"]
+    assert store.list_batches("finra:FNSQsh202403", limit=5)[-1].batch_id == a.output["batch_id"]
 
 
 def test_a_bad_file_keeps_nothing(run, store, tmp_path):

@@ -131,7 +131,8 @@ def test_gate_failure_keeps_raw_then_looser_threshold_normalizes_without_recaptu
     assert after_fail["otc_trades"] == before["otc_trades"]
     assert after_fail["otc_metrics_daily"] == before["otc_metrics_daily"]
     assert after_fail["otc_trades_raw"] == before["otc_trades_raw"] + 4000
-    status = cli("shell", input="print([b.status.value for b in otc.list_batches('bad.psv')])\n")
+    source = f"file:{bad.resolve()}"
+    status = cli("shell", input=f"print([b.status.value for b in otc.list_batches({source!r})])\n")
     assert "['gate_failed']" in status.stdout
 
     ok = cli("run", "otc.daily", "-p", f"file={bad}", "-p", "max_reject_rate=0.1")
@@ -427,7 +428,7 @@ def test_a_month_in_zipped_parts_is_two_sources_with_the_metrics_of_the_whole_mo
     second = cli("run", "otc.daily", "-p", f"file={part2}", "--json")
     assert second.exit_code == 0, second.output
     ingest = json.loads(second.stdout)["result"]["steps"][0]["output"]
-    assert ingest["source_key"] == "FNSQsh202403_2.zip" and ingest["restatement"] is False
+    assert ingest["source_key"] == "finra:FNSQsh202403_2" and ingest["restatement"] is False
     both = counts(cli)
     assert both["otc_batches"] == 2 and both["otc_trades_raw"] == 6001
     assert both["otc_trades"] + both["otc_rejects"] == 6001
@@ -466,3 +467,33 @@ def test_a_zip_that_is_not_one_text_file_is_a_one_line_error(cli, tmp_path, memb
     result = cli("run", "otc.daily", "-p", f"file={path}")
     assert_one_line_error(result, pattern)
     assert counts(cli)["otc_batches"] == 0
+
+
+def test_same_base_name_elsewhere_keeps_both_days_and_a_restatement_says_what_it_replaced(
+    cli, tmp_path
+):
+    header = "MarketCenter|Symbol|Date|Time|ShortType|Size|Price|LinkIndicator"
+
+    def write(path, *rows):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("\n".join([header, *rows, str(len(rows))]) + "\n")
+        return path
+
+    day1 = write(tmp_path / "day1" / "trades.psv", "Q|AAPL|20240304|09:30:02|S|100|170.0|A")
+    day2 = write(tmp_path / "day2" / "trades.psv", "Q|AAPL|20240311|09:30:02|S|100|171.0|A")
+    for path in (day1, day2):
+        result = cli("run", "otc.daily", "-p", f"file={path}")
+        assert result.exit_code == 0, result.output
+        assert "restated" not in result.output
+    write(day1, "Q|AAPL|20240304|09:30:02|S|100|172.0|A", "Q|AAPL|20240304|10:00:00|S|5|172.0|A")
+    restated = cli("run", "otc.daily", "-p", f"file={day1}")
+    assert restated.exit_code == 0, restated.output
+    assert re.search(
+        r"restated: batch [0-9a-f]{32} on 2024-03-04: 1 trades replaced by 2", restated.output
+    )
+    metrics = json.loads(cli("query", "metrics", "--format", "json").output)
+    assert [(m["trade_date"], m["trade_count"]) for m in metrics] == [
+        ("2024-03-04", 2),
+        ("2024-03-11", 1),
+    ]
+    assert counts(cli)["otc_trades_raw"] == 4

@@ -100,14 +100,42 @@ def test_otc_trades_lose_the_batch_index_and_batch_queries_use_the_primary_key(t
     db = open_db(tmp_path / "a.db")
     migrate(db.conn, MIGRATIONS[:2])
     assert "ix_otc_trades_batch" in index_names(db)
-    assert [m.version for m in migrate(db.conn)] == [3]
+    assert [m.version for m in migrate(db.conn, MIGRATIONS[:3])] == [3]
     assert "ix_otc_trades_batch" not in index_names(db)
+    migrate(db.conn)
     plan = db.conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM otc_trades WHERE batch_id = ? AND "
         "source_key = (SELECT source_key FROM otc_batches WHERE batch_id = ?)",
         ("b", "b"),
     ).fetchall()
-    assert any("sqlite_autoindex_otc_trades_1 (source_key=?)" in row[-1] for row in plan)
+    assert any(
+        "sqlite_autoindex_otc_trades_1 (source_key=? AND batch_id=?)" in row[-1] for row in plan
+    )
+    db.close()
+
+
+def test_otc_trades_keep_their_rows_and_let_batches_of_one_source_share_line_numbers(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn, MIGRATIONS[:3])
+    insert = (
+        "INSERT INTO otc_trades (source_key, line_number, batch_id, trade_date, trade_time, "
+        "timestamp, symbol, venue, short_type, size, price, notional, size_exact, price_exact) "
+        "VALUES ('s', 2, ?, '2024-03-04', '09:30:00', 't', 'AAPL', 'Q', 'S', 1, 1, 1, '1', '1')"
+    )
+    for batch in ("b1", "b2"):
+        db.conn.execute(
+            "INSERT INTO otc_batches (batch_id, source_key, file_name, content_hash, row_count, "
+            "captured_at, status) VALUES (?, 's', 'f', ?, 1, 't', 'normalized')",
+            (batch, batch),
+        )
+    db.conn.execute(insert, ("b1",))
+    with pytest.raises(sqlite3.IntegrityError):
+        db.conn.execute(insert, ("b2",))
+    assert [m.version for m in migrate(db.conn)] == [4]
+    db.conn.execute(insert, ("b2",))
+    rows = db.conn.execute("SELECT batch_id FROM otc_trades ORDER BY batch_id").fetchall()
+    assert rows == [("b1",), ("b2",)]
+    assert "ix_otc_trades_date_symbol" in index_names(db)
     db.close()
 
 

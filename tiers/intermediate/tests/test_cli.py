@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -8,7 +11,8 @@ from click.testing import CliRunner
 from spine_basic.cli import main
 from spine_intermediate.pg import PostgresLedgerStore
 from spine_intermediate.pg.migrations import MIGRATIONS
-from spine_intermediate.testing import ServerThread
+from spine_intermediate.pg.otc import PostgresOtcStore
+from spine_intermediate.testing import ServerThread, spine_cmd, spine_env
 from spine_otc import sample_path
 from spine_otc.generator import generate, zip_parts
 
@@ -179,3 +183,39 @@ def test_zipped_parts_of_a_month_give_the_metrics_of_the_whole_month(empty_pg_ur
         run = spine("run", "otc.daily", "-p", f"file={part}", db=empty_pg_url)
         assert "otc.daily: completed" in run.stdout
     _assert_same(_metrics(whole, "basic"), _metrics(empty_pg_url, "intermediate"))
+
+
+def test_ctrl_c_during_normalize_exits_130_interrupted(pg_url, tmp_path):
+    """SIGINT while normalize runs on PostgreSQL: exit 130, `error: interrupted`, no traceback,
+    no half-written trades, and no execution left running."""
+    big = tmp_path / "big.psv"
+    generate(big, rows=600_000, days=3, symbols=50, seed=4)
+    process = subprocess.Popen(
+        spine_cmd("run", "otc.daily", "-p", f"file={big}"),
+        env=spine_env(pg_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    otc = PostgresOtcStore.open(pg_url)
+    try:
+        deadline = time.monotonic() + 60
+        while not otc.list_batches(limit=1):  # captured: normalize has begun
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the file was never captured"
+            time.sleep(0.02)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert otc.list_batches()[0].status.value == "captured", "normalize had finished"
+        assert otc.table_counts()["otc_trades"] == 0
+    finally:
+        otc.close()
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in stderr
+    ledger = PostgresLedgerStore.open(pg_url)
+    try:
+        assert ledger.count_by_status().get("running", 0) == 0
+    finally:
+        ledger.close()

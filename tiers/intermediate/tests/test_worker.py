@@ -12,8 +12,10 @@ from spine_core.events import EventType
 from spine_core.tier import Settings
 from spine_intermediate.api import create_app
 from spine_intermediate.runtime import build_runtime
-from spine_intermediate.testing import ServerThread, spine_cmd, spine_env
+from spine_intermediate.testing import ServerThread, spine_cmd, spine_env, temporary_database
 from spine_intermediate.tier import TIER
+from spine_otc.generator import generate
+from spine_otc.store import OtcStore
 
 pytestmark = pytest.mark.postgres
 
@@ -208,3 +210,43 @@ def test_an_enqueue_only_process_reports_whether_worker_processes_are_alive(pg_u
     finally:
         worker.close()
         client.close()
+
+
+def _otc_daily_metrics(url, paths, *, workers):
+    """Run otc.daily on every file (submitted together, `workers` threads); the metrics."""
+    rt = _runtime(url, workers=str(workers))
+    try:
+        rt.backend.start()
+        if workers == 1:
+            done = [
+                rt.dispatcher.wait(
+                    rt.dispatcher.submit("otc.daily", {"file": str(p)}).id, timeout=60
+                )
+                for p in paths
+            ]
+        else:
+            ids = [rt.dispatcher.submit("otc.daily", {"file": str(p)}).id for p in paths]
+            done = [rt.dispatcher.wait(i, timeout=60) for i in ids]
+        assert [e.status for e in done] == [ExecutionStatus.COMPLETED] * len(paths), [
+            e.error for e in done
+        ]
+        return rt.resources.get(OtcStore).query_metrics()
+    finally:
+        rt.close()
+
+
+def test_otc_daily_runs_of_one_date_on_4_worker_threads_equal_a_sequential_run(pg_url, tmp_path):
+    """8 different files for the same dates (all named trades.psv) on 4 worker threads, three
+    rounds: every run completes, and the metrics equal those of a sequential run."""
+    paths = []
+    for n in range(8):
+        path = tmp_path / f"folder{n}" / "trades.psv"
+        path.parent.mkdir()
+        generate(path, rows=400, days=2, symbols=3, seed=n)
+        paths.append(path)
+    expected = _otc_daily_metrics(pg_url, paths, workers=1)
+    assert sum(m.trade_count for m in expected) == 8 * 400
+    for round_number in range(3):
+        with temporary_database() as url:
+            ordered = paths[round_number:] + paths[:round_number]
+            assert _otc_daily_metrics(url, ordered, workers=4) == expected

@@ -81,11 +81,14 @@ class ParamRef:
     """A gate threshold taken from the run's params, so users can loosen it per run."""
 
     name: str
-    default: float
+    default: float | None = None
 
 
-def param(name: str, default: float) -> ParamRef:
-    """Refer to run param `name` as a threshold, falling back to `default`."""
+def param(name: str, default: float | None = None) -> ParamRef:
+    """Refer to run param `name` as a threshold, falling back to `default`.
+
+    Without a default the run must give the param; a run that does not fails the gate.
+    """
     return ParamRef(name, default)
 
 
@@ -179,7 +182,11 @@ class Gate:
         """The threshold in force for a run with these params."""
         if isinstance(self.threshold, ParamRef):
             raw = params.get(self.threshold.name)
-            return float(self.threshold.default if raw is None else raw)
+            if raw is None:
+                raw = self.threshold.default
+            if raw is None:
+                raise KeyError(f"run param {self.threshold.name!r} is required")
+            return float(raw)
         return None if self.threshold is None else float(self.threshold)
 
     def evaluate(
@@ -187,9 +194,10 @@ class Gate:
     ) -> GateResult:
         """Evaluate against `metrics`; a metric that is missing fails the gate."""
         params = params or {}
-        threshold = self.resolve_threshold(params)
+        threshold: float | None = None
         observed: float | None = None
         try:
+            threshold = self.resolve_threshold(params)
             if self.metric is not None:
                 observed = metrics.value(self.metric)
             if self.predicate is not None:

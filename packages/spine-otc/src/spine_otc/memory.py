@@ -21,7 +21,9 @@ from spine_otc.store import (
     NormalizeOutcome,
     Normalizer,
     RejectRecord,
+    Replacement,
     StoredTrade,
+    replacements,
 )
 
 
@@ -108,10 +110,20 @@ class InMemoryOtcStore:
                     trades.append(StoredTrade(batch_id, batch.source_key, line, result))
             quality = tally.quality()
             counts = {"trade_count": len(trades), "reject_count": len(rejects)}
+            replaced: tuple[Replacement, ...] = ()
             if accept(quality):
-                old = self._trades.get(batch.source_key, [])
-                dates = {t.trade.trade_date for t in old} | {t.trade.trade_date for t in trades}
-                self._trades[batch.source_key] = trades
+                new_per_date = Counter(t.trade.trade_date for t in trades)
+                kept, lost = [], Counter[tuple[str, date]]()
+                for t in self._trades.get(batch.source_key, []):
+                    if t.batch_id == batch_id:
+                        continue
+                    if t.trade.trade_date in new_per_date:
+                        lost[t.batch_id, t.trade.trade_date] += 1
+                    else:
+                        kept.append(t)
+                replaced = replacements(((b, d, n) for (b, d), n in lost.items()), new_per_date)
+                dates = set(new_per_date)
+                self._trades[batch.source_key] = kept + trades
                 self._rejects[batch_id] = rejects
                 batch = dataclasses.replace(
                     batch,
@@ -129,7 +141,8 @@ class InMemoryOtcStore:
                     **counts,
                 )
             self._batches[batch_id] = batch
-            return NormalizeOutcome(batch, quality, batch.status is BatchStatus.NORMALIZED)
+            accepted = batch.status is BatchStatus.NORMALIZED
+            return NormalizeOutcome(batch, quality, accepted, replaced)
 
     def recompute_daily_metrics(self, dates: Collection[date], accept: Accept) -> MetricsOutcome:
         """Recompute the dates' metrics from the trades, keeping them only if `accept` agrees."""

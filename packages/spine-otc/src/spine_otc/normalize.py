@@ -86,6 +86,24 @@ _valid_symbols: set[str] = set()
 _valid_sizes: dict[str, Decimal] = {}
 
 
+def forget_seen_values() -> None:
+    """Empty the memos of values seen valid.
+
+    Results never depend on them, but a test that checks a rule must reach the rule: the test
+    suite calls this before every test, so a value another test proved valid cannot skip the
+    check under test (nor hide a broken rule from mutation testing).
+    """
+    for memo in (
+        _valid_dates,
+        _valid_times,
+        _valid_symbols,
+        _valid_sizes,
+        _iso_dates,
+        _size_values,
+    ):
+        memo.clear()
+
+
 def _remember(memo: dict | set, limit: int = _CACHE_LIMIT) -> dict | set:
     if len(memo) >= limit:
         memo.clear()

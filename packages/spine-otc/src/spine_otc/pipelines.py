@@ -22,9 +22,11 @@ from spine_otc.errors import DuplicateBatch, FileChangedError, FileFormatError
 from spine_otc.metrics import sanity_quality
 from spine_otc.normalize import normalize_line
 from spine_otc.parser import PsvReader, RawRow, file_sha256, not_a_file
-from spine_otc.store import Batch, BatchStatus, CaptureInfo, OtcStore
+from spine_otc.store import Batch, BatchStatus, CaptureInfo, OtcStore, Replacement
 
 DEFAULT_MAX_REJECT_RATE = 0.01
+CAPTURE_ATTEMPTS = 3
+"""Captures tried when runs ingesting the same content at once collide."""
 MAX_METRIC_DATES = 3660
 """The most dates one metrics run recomputes (ten years of calendar days)."""
 
@@ -105,25 +107,29 @@ def ingest(params: IngestParams, ctx: PipelineContext) -> StepResult:
         content_hash = file_sha256(path)
     except FileFormatError as exc:
         return StepResult.fail(str(exc), ErrorCategory.DATA_QUALITY)
-    existing = store.find_batch(content_hash)
-    if existing is not None:
-        return _ingested(existing, duplicate=True, restatement=False)
-    restatement = bool(store.list_batches(path.name, limit=1))
+    info = CaptureInfo.for_file(path, content_hash)
     progress = ctx.resources.get(IngestProgress) if IngestProgress in ctx.resources else None
-    reader = PsvReader(path, on_progress=progress)
-    try:
-        batch = store.capture_batch(
-            CaptureInfo.for_file(path, content_hash), _unchanged(reader, content_hash)
-        )
-    except FileFormatError as exc:
-        return StepResult.fail(str(exc), ErrorCategory.DATA_QUALITY)
-    except FileChangedError as exc:
-        return StepResult.fail(str(exc), ErrorCategory.INFRASTRUCTURE)
-    except DuplicateBatch as exc:
-        raced = store.get_batch(exc.batch_id)
-        assert raced is not None
-        return _ingested(raced, duplicate=True, restatement=False)
-    return _ingested(batch, duplicate=False, restatement=restatement)
+    for _ in range(CAPTURE_ATTEMPTS):
+        existing = store.find_batch(content_hash)
+        if existing is not None:
+            return _ingested(existing, duplicate=True, restatement=False)
+        restatement = bool(store.list_batches(info.source_key, limit=1))
+        try:
+            batch = store.capture_batch(
+                info, _unchanged(PsvReader(path, on_progress=progress), content_hash)
+            )
+        except FileFormatError as exc:
+            return StepResult.fail(str(exc), ErrorCategory.DATA_QUALITY)
+        except FileChangedError as exc:
+            return StepResult.fail(str(exc), ErrorCategory.INFRASTRUCTURE)
+        except DuplicateBatch:
+            continue  # captured concurrently: that batch is found above (or it rolled back)
+        return _ingested(batch, duplicate=False, restatement=restatement)
+    return StepResult.fail(
+        f"{path}: capturing kept colliding with concurrent captures of the same content; "
+        "ingest it again",
+        ErrorCategory.INFRASTRUCTURE,
+    )
 
 
 def _unchanged(reader: PsvReader, content_hash: str) -> Iterator[RawRow]:
@@ -193,10 +199,14 @@ def normalize(params: NormalizeParams, ctx: PipelineContext) -> StepResult:
             quality=quality,
             output=_normalized(outcome.batch, already=False),
         )
-    return StepResult.ok(_normalized(outcome.batch, already=False), quality=quality)
+    output = _normalized(outcome.batch, already=False, replaced=outcome.replaced)
+    return StepResult.ok(output, quality=quality)
 
 
-def _normalized(batch: Batch, *, already: bool) -> dict[str, Any]:
+def _normalized(
+    batch: Batch, *, already: bool, replaced: tuple[Replacement, ...] = ()
+) -> dict[str, Any]:
+    """The step's output; `replaced` says which earlier batches' dates this one restated."""
     rows = batch.row_count
     return {
         "batch_id": batch.batch_id,
@@ -207,6 +217,7 @@ def _normalized(batch: Batch, *, already: bool) -> dict[str, Any]:
         "reject_rate": (batch.reject_count or 0) / rows if rows else 0.0,
         "affected_dates": [d.isoformat() for d in batch.affected_dates],
         "already_normalized": already,
+        "replaced": [r.to_json_dict() for r in replaced],
     }
 
 

@@ -8,7 +8,7 @@ writes, each operation in one transaction, and decides nothing about data qualit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -19,6 +19,7 @@ from spine_core.quality import QualityMetrics
 from spine_otc.metrics import DailyMetrics
 from spine_otc.normalize import Reject, RejectReason, Trade
 from spine_otc.parser import RawRow
+from spine_otc.source import source_key_for
 
 TABLES = ("otc_batches", "otc_trades_raw", "otc_trades", "otc_rejects", "otc_metrics_daily")
 """The tables an `OtcStore` keeps, as `table_counts` names them."""
@@ -50,9 +51,11 @@ class CaptureInfo:
 
     @classmethod
     def for_file(cls, path: str | Path, content_hash: str) -> CaptureInfo:
-        """A new batch for `path`: its source key is the file's base name."""
+        """A new batch for `path`; `source_key_for` says which source it restates."""
         path = Path(path)
-        return cls(uuid.uuid4().hex, path.name, str(path), content_hash, datetime.now(UTC))
+        return cls(
+            uuid.uuid4().hex, source_key_for(path), str(path), content_hash, datetime.now(UTC)
+        )
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class Batch:
     """One captured file (`otc_batches` row).
 
     `trade_count`/`reject_count` are what the last normalization saw (also when the gate
-    refused it); `affected_dates` are the trade dates its accepted normalization touched: its
-    own, plus those of the source's trades it replaced.
+    refused it); `affected_dates` are the trade dates its accepted normalization wrote: a
+    restatement replaces the source's trades of those dates only.
     """
 
     batch_id: str
@@ -147,12 +150,56 @@ class RejectRecord:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """Trades of an earlier batch of the same source that a restatement replaced."""
+
+    batch_id: str
+    dates: tuple[date, ...]
+    trades_before: int
+    trades_after: int
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "batch_id": self.batch_id,
+            "dates": [d.isoformat() for d in self.dates],
+            "trades_before": self.trades_before,
+            "trades_after": self.trades_after,
+        }
+
+
+def replacements(
+    replaced: Iterable[tuple[str, date, int]], new_per_date: Mapping[date, int]
+) -> tuple[Replacement, ...]:
+    """Fold (earlier batch, date, trades) rows into one `Replacement` per earlier batch.
+
+    `trades_after` counts the new batch's trades on the dates the earlier batch lost.
+    """
+    per_batch: dict[str, dict[date, int]] = {}
+    for batch_id, day, count in replaced:
+        per_batch.setdefault(batch_id, {})[day] = count
+    return tuple(
+        Replacement(
+            batch_id,
+            tuple(sorted(days)),
+            sum(days.values()),
+            sum(new_per_date.get(d, 0) for d in days),
+        )
+        for batch_id, days in sorted(per_batch.items())
+    )
+
+
+@dataclass(frozen=True)
 class NormalizeOutcome:
-    """What `normalize_batch` did: `accepted` False means nothing was written."""
+    """What `normalize_batch` did: `accepted` False means nothing was written.
+
+    `replaced` lists the earlier batches of the source whose trades this one replaced.
+    """
 
     batch: Batch
     quality: QualityMetrics
     accepted: bool
+    replaced: tuple[Replacement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,14 +243,16 @@ class OtcStore(Protocol):
     def normalize_batch(
         self, batch_id: str, normalizer: Normalizer, accept: Accept
     ) -> NormalizeOutcome:
-        """Replace the batch's source's trades with this batch's, in ONE transaction.
+        """Write the batch's trades over its source's trades of those dates, in ONE transaction.
 
-        Deletes the `otc_trades` of the batch's source key and the batch's own `otc_rejects`,
-        runs `normalizer` on every raw row in line order, inserting trades and rejects, and
-        tallies them (`NormalizeTally`). If `accept(quality)` is true it commits and marks the
-        batch normalized with its counts and `affected_dates` (old and new dates of the
-        source); otherwise it rolls back and marks the batch gate_failed with the observed
-        counts and `refusal_detail(quality)`. Raises `BatchNotFound` for an unknown id.
+        Runs `normalizer` on every raw row in line order, inserting trades and rejects (the
+        batch's own earlier ones deleted first), and tallies them (`NormalizeTally`); then
+        deletes the trades of other batches of the same source key on the dates this batch has
+        trades for, never on other dates, and reports them in `replaced`. If `accept(quality)`
+        is true it commits and marks the batch normalized with its counts and `affected_dates`
+        (its trades' dates); otherwise it rolls back and marks the batch gate_failed with the
+        observed counts and `refusal_detail(quality)`. Raises `BatchNotFound` for an unknown id.
+        Concurrent calls for one source serialise; any order ends as some sequential order.
         """
         ...
 
@@ -212,7 +261,8 @@ class OtcStore(Protocol):
 
         Deletes the dates' metric rows, inserts them anew from `otc_trades`, then measures
         sanity (`sanity_quality`) and commits only if `accept(quality)` is true. No dates is
-        an accepted no-op. `spine_otc.sql` has the statements.
+        an accepted no-op. `spine_otc.sql` has the statements. Concurrent calls touching a
+        date serialise on it, so each reads every trade committed before it started.
         """
         ...
 

@@ -18,6 +18,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +39,7 @@ from spine_otc.metrics import METRIC_FIELDS, DailyMetrics, compute_daily_metrics
 from spine_otc.normalize import Reject, RejectReason, Trade, normalize_line
 from spine_otc.parser import PsvReader, RawRow
 from spine_otc.pipelines import daily_metrics, ingest, normalize
-from spine_otc.store import TABLES, Batch, BatchStatus, CaptureInfo, OtcStore
+from spine_otc.store import TABLES, Batch, BatchStatus, CaptureInfo, OtcStore, Replacement
 
 _T0 = datetime(2024, 3, 5, 21, 0, tzinfo=UTC)
 REFERENCE_TOLERANCE = 1e-9
@@ -97,6 +98,18 @@ def run_pipeline(
         run_params=dict(run_params or params),
     )
     return defn.fn(defn.validate(params), ctx)
+
+
+def run_daily(store: OtcStore, path: Path) -> StepResult:
+    """`otc.daily` on one file against `store`: ingest, normalize, metrics; the first failure."""
+    captured = run_pipeline(ingest, {"file": str(path)}, store)
+    if captured.status is not StepStatus.OK:
+        return captured
+    batch_id = captured.output["batch_id"]
+    normalized = run_pipeline(normalize, {"batch_id": batch_id}, store)
+    if normalized.status is not StepStatus.OK:
+        return normalized
+    return run_pipeline(daily_metrics, {"batch_id": batch_id}, store)
 
 
 def assert_metrics_match(actual: Sequence[DailyMetrics], expected: Sequence[DailyMetrics]) -> None:
@@ -431,25 +444,31 @@ class OtcStoreConformance:
         assert store.table_counts()["otc_trades"] == 1
         assert store.table_counts()["otc_trades_raw"] == counts_before["otc_trades_raw"] + 2
 
-    def test_restatement_replaces_the_source_trades(self, store: OtcStore) -> None:
-        """New content for a source replaces its trades; affected dates include the old ones."""
-        old = capture_lines(store, [*GOOD, GOOD[0].replace("20240305", "20240304")], minute=1)
+    def test_restatement_replaces_the_source_trades_of_its_dates_only(
+        self, store: OtcStore
+    ) -> None:
+        """New content for a source replaces its trades of the dates it covers, says whose.
+
+        The source's other dates, other sources and the replaced batch's raw rows stay.
+        """
+        march_4 = GOOD[0].replace("20240305", "20240304")
+        old = capture_lines(store, [*GOOD, march_4], minute=1)
         other = capture_lines(store, [GOOD[3]], source_key="other.psv", minute=2)
         store.normalize_batch(old.batch_id, normalize_line, accept_all)
         store.normalize_batch(other.batch_id, normalize_line, accept_all)
         new_lines = [GOOD[0].replace("20240305", "20240306"), GOOD[1]]
         new = capture_lines(store, new_lines, minute=3)
+        raw_before = store.table_counts()["otc_trades_raw"]
         outcome = store.normalize_batch(new.batch_id, normalize_line, accept_all)
-        assert outcome.batch.affected_dates == (
-            date(2024, 3, 4),
-            date(2024, 3, 5),
-            date(2024, 3, 6),
-        )
+        assert outcome.batch.affected_dates == (date(2024, 3, 5), date(2024, 3, 6))
+        assert outcome.replaced == (Replacement(old.batch_id, (date(2024, 3, 5),), 4, 1),)
         mine = store.query_trades(batch_id=new.batch_id)
         assert [t.trade for t in mine] == [normalize_line(line) for line in new_lines][::-1]
-        assert store.query_trades(batch_id=old.batch_id) == []
+        kept = store.query_trades(batch_id=old.batch_id)
+        assert [t.trade for t in kept] == [normalize_line(march_4)]
         assert len(store.query_trades(batch_id=other.batch_id)) == 1
-        assert store.table_counts()["otc_trades"] == 3
+        assert store.table_counts()["otc_trades"] == 4
+        assert store.table_counts()["otc_trades_raw"] == raw_before
 
     def test_normalize_unknown_batch_raises(self, store: OtcStore) -> None:
         """Normalizing an unknown batch raises BatchNotFound."""
@@ -627,6 +646,35 @@ class OtcStoreConformance:
         ]
 
     # the pipelines, on this store
+
+    def test_concurrent_daily_runs_end_as_a_sequential_run(
+        self, store: OtcStore, tmp_path: Path
+    ) -> None:
+        """8 files for the same dates (4, each twice) on 4 threads end as a sequential run.
+
+        Three rounds, each in its own folder with the same file names: every run completes,
+        no round removes an earlier one's trades, and the metrics equal the reference.
+        """
+        for round_number in range(3):
+            folder = tmp_path / f"round{round_number}"
+            folder.mkdir()
+            paths = []
+            for n in range(4):
+                path = folder / f"otc_{n}.psv"
+                generate(path, rows=300, days=2, symbols=3, seed=10 * round_number + n)
+                copy = folder / f"copy_{n}.psv"
+                copy.write_bytes(path.read_bytes())
+                paths += [path, copy]
+            with ThreadPoolExecutor(4) as pool:
+                results = list(pool.map(lambda p: run_daily(store, p), paths))
+            assert all(r.status is StepStatus.OK for r in results), [r.error for r in results]
+            assert sum(not r.output.get("dates") for r in results) == 0
+            stored = store.query_trades(limit=10**6)
+            assert len(stored) == 4 * 300 * (round_number + 1)
+            expected = compute_daily_metrics(
+                ((t.source_key, t.line_number), t.trade) for t in stored
+            )
+            assert_metrics_match(store.query_metrics(), expected)
 
     def test_pipelines_run_end_to_end(self, store: OtcStore, tmp_path: Path) -> None:
         """The OTC pipelines run on this store; ingesting the same file again adds nothing."""

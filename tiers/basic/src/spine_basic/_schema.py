@@ -127,3 +127,32 @@ OTC_TRADES_BATCH_INDEX_SQL = """
 -- (source_key, line_number) already finds a batch's trades; this index only slowed each load.
 DROP INDEX ix_otc_trades_batch;
 """
+
+OTC_TRADES_RESTATED_BY_DATE_SQL = """
+-- A restatement replaces its source's trades of the dates it covers only, so a source may keep
+-- trades of several batches (one per date): the key gains batch_id. SQLite cannot change a
+-- primary key in place; the table is rebuilt.
+CREATE TABLE otc_trades_new (
+    source_key  TEXT NOT NULL,
+    line_number INTEGER NOT NULL,
+    batch_id    TEXT NOT NULL REFERENCES otc_batches (batch_id),
+    trade_date  TEXT NOT NULL,
+    trade_time  TEXT NOT NULL,
+    timestamp   TEXT NOT NULL,
+    symbol      TEXT NOT NULL,
+    venue       TEXT NOT NULL,
+    short_type  TEXT NOT NULL,
+    size        REAL NOT NULL,
+    price       REAL NOT NULL,
+    notional    REAL NOT NULL,
+    size_exact  TEXT NOT NULL,
+    price_exact TEXT NOT NULL,
+    PRIMARY KEY (source_key, batch_id, line_number)
+);
+INSERT INTO otc_trades_new SELECT source_key, line_number, batch_id, trade_date, trade_time,
+    timestamp, symbol, venue, short_type, size, price, notional, size_exact, price_exact
+    FROM otc_trades;
+DROP TABLE otc_trades;
+ALTER TABLE otc_trades_new RENAME TO otc_trades;
+CREATE INDEX ix_otc_trades_date_symbol ON otc_trades (trade_date, symbol);
+"""

@@ -10,6 +10,7 @@ from typing import Any
 
 from spine_basic.database import SqliteDatabase, from_db_time, to_db_time
 from spine_basic.migrations import check_schema, schema_version
+from spine_basic.stale import this_process
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import (
@@ -288,7 +289,9 @@ class SqliteLedgerStore:
                 "status": to.value,
                 "now": now,
                 "running": to is ExecutionStatus.RUNNING,
-                "worker_id": worker_id,
+                # A run without a worker belongs to this process: `spine_basic.stale` finds it
+                # if the process dies before finishing it.
+                "worker_id": worker_id if worker_id is not None else this_process(),
                 "terminal": is_terminal(to),
                 "error": error,
                 "error_category": None if error_category is None else str(error_category),

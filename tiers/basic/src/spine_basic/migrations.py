@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from spine_basic._schema import LEDGER_SQL, OTC_SQL, OTC_TRADES_BATCH_INDEX_SQL
+from spine_basic._schema import (
+    LEDGER_SQL,
+    OTC_SQL,
+    OTC_TRADES_BATCH_INDEX_SQL,
+    OTC_TRADES_RESTATED_BY_DATE_SQL,
+)
 from spine_core.errors import ConfigurationError, SpineError
 
 
@@ -46,6 +51,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", LEDGER_SQL),
     Migration(2, "otc", OTC_SQL),
     Migration(3, "otc_trades_without_batch_index", OTC_TRADES_BATCH_INDEX_SQL),
+    Migration(4, "otc_trades_restated_by_date", OTC_TRADES_RESTATED_BY_DATE_SQL),
 )
 """The basic tier's schema, oldest first."""
 

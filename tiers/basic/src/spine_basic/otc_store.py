@@ -42,7 +42,9 @@ from spine_otc.store import (
     NormalizeOutcome,
     Normalizer,
     RejectRecord,
+    Replacement,
     StoredTrade,
+    replacements,
 )
 
 CHUNK_ROWS = 20_000
@@ -99,6 +101,35 @@ def _row_to_batch(row: tuple) -> Batch:
         reject_count=reject_count,
         affected_dates=tuple(date.fromisoformat(d) for d in json.loads(affected or "[]")),
     )
+
+
+_RESTATED = (
+    "FROM otc_trades WHERE source_key = ? AND batch_id <> ? AND trade_date IN "
+    "(SELECT trade_date FROM otc_trades WHERE source_key = ? AND batch_id = ?)"
+)
+
+
+def _replace_restated_dates(
+    conn: sqlite3.Connection, source_key: str, batch_id: str
+) -> tuple[tuple[Replacement, ...], dict[str, int]]:
+    """Delete the source's other trades on the batch's dates; say whose, and the new counts."""
+    args = (source_key, batch_id, source_key, batch_id)
+    new_per_date = dict(
+        conn.execute(
+            "SELECT trade_date, COUNT(*) FROM otc_trades WHERE source_key = ? AND batch_id = ? "
+            "GROUP BY trade_date",
+            (source_key, batch_id),
+        ).fetchall()
+    )
+    lost = conn.execute(
+        f"SELECT batch_id, trade_date, COUNT(*) {_RESTATED} GROUP BY batch_id, trade_date", args
+    ).fetchall()
+    conn.execute(f"DELETE {_RESTATED}", args)
+    replaced = replacements(
+        ((b, date.fromisoformat(d), n) for b, d, n in lost),
+        {date.fromisoformat(d): n for d, n in new_per_date.items()},
+    )
+    return replaced, new_per_date
 
 
 def _chunks(items: Iterable[Any], size: int = CHUNK_ROWS) -> Iterator[list[Any]]:
@@ -223,6 +254,7 @@ class SqliteOtcStore:
         """Replace the batch's source's trades with this batch's, in one transaction."""
         tally = NormalizeTally()
         trades = rejects = 0
+        replaced: tuple[Replacement, ...] = ()
         with self.database.lock:
             conn = self.database.conn
             conn.execute("BEGIN IMMEDIATE")
@@ -231,16 +263,9 @@ class SqliteOtcStore:
                 if batch is None:
                     raise BatchNotFound(batch_id)
                 source_key = batch.source_key
-                old_dates = {
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT DISTINCT trade_date FROM otc_trades WHERE source_key = ?",
-                        (source_key,),
-                    )
-                }
-                conn.execute("DELETE FROM otc_trades WHERE source_key = ?", (source_key,))
+                own = (source_key, batch_id)
+                conn.execute("DELETE FROM otc_trades WHERE source_key = ? AND batch_id = ?", own)
                 conn.execute("DELETE FROM otc_rejects WHERE batch_id = ?", (batch_id,))
-                new_dates: set[str] = set()
                 reader = conn.execute(
                     "SELECT line_number, raw_line FROM otc_trades_raw WHERE batch_id = ? "
                     "ORDER BY line_number",
@@ -269,7 +294,6 @@ class SqliteOtcStore:
                                 continue
                             values = trade_values_of(result)
                         trade_rows.append((source_key, line_number, batch_id, *values))
-                        new_dates.add(values[0])
                     tally.add_valid(len(trade_rows))
                     if trade_rows:
                         conn.executemany(_INSERT_TRADE, trade_rows)
@@ -280,7 +304,8 @@ class SqliteOtcStore:
                 quality = tally.quality()
                 accepted = bool(accept(quality))
                 if accepted:
-                    affected = sorted(old_dates | new_dates)
+                    replaced, new_per_date = _replace_restated_dates(conn, source_key, batch_id)
+                    affected = sorted(new_per_date)
                     conn.execute(
                         "UPDATE otc_batches SET status = 'normalized', detail = NULL, "
                         "trade_count = ?, reject_count = ?, affected_dates = ? "
@@ -303,7 +328,7 @@ class SqliteOtcStore:
                 raise
             updated = self._get_batch(conn, batch_id)
         assert updated is not None
-        return NormalizeOutcome(updated, quality, accepted)
+        return NormalizeOutcome(updated, quality, accepted, replaced)
 
     # -- metrics ------------------------------------------------------------------------------
 

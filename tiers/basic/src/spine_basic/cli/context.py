@@ -105,7 +105,24 @@ def open_runtime(ctx: click.Context | None = None) -> Runtime:
             runtime.close()
 
         root.call_on_close(close)
+        warn_stale(runtime)
     return state.runtime
+
+
+def warn_stale(runtime: Runtime) -> None:
+    """One stderr line per run a dead `spine` process left running (basic's ledger only)."""
+    from spine_basic import stale
+    from spine_basic.ledger import SqliteLedgerStore
+
+    if not isinstance(runtime.store, SqliteLedgerStore):
+        return
+    for execution in stale.stale_executions(runtime.store):
+        click.echo(
+            f"warning: execution {execution.id} ({execution.name}) is marked running but its "
+            f"process (pid {stale.owner_pid(execution.worker_id)}) is gone; "
+            "end it with: spine status --end-stale",
+            err=True,
+        )
 
 
 def echo_error(message: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import click
 
 from spine_basic.cli.context import CliError, cli_state, log, open_runtime, run_cli_errors
+from spine_basic.stale import end_interrupted
 from spine_core.execution import Execution, TriggerSource
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime
@@ -78,6 +81,7 @@ def summary_lines(execution: Execution) -> list[str]:
         for gate in step.get("gates") or []:
             if not gate.get("passed"):
                 lines.append(f"    {gate.get('message')}")
+        lines += replacement_lines(step.get("output"))
     return lines
 
 
@@ -90,6 +94,47 @@ def log_steps(execution: Execution) -> None:
             log.debug("  %s", gate.get("message"))
     seconds = duration_seconds(execution)
     log.debug("execution %s %s in %.3fs", execution.id, execution.status.value, seconds or 0.0)
+
+
+def replacement_lines(output: Any) -> list[str]:
+    """One line per earlier batch a restatement replaced (`otc.normalize`'s `replaced`)."""
+    if not isinstance(output, dict):
+        return []
+    return [
+        f"    restated: batch {r['batch_id']} on {', '.join(r['dates'])}: "
+        f"{r['trades_before']} trades replaced by {r['trades_after']}"
+        for r in output.get("replaced") or []
+    ]
+
+
+@contextmanager
+def ends_interrupted_runs(runtime: Runtime) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: end this process's running executions as failed, "interrupted".
+
+    SIGTERM is raised as KeyboardInterrupt, so both unwind the run the same way (open
+    transactions roll back); further signals are ignored while the ledger is updated. The
+    error then reaches `cli_errors`, which prints `error: interrupted` and exits 130.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # An in-process worker backend (intermediate) claims as its own worker id.
+        end_interrupted(runtime.store, getattr(runtime.backend, "worker_id", None))
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextmanager
@@ -150,7 +195,7 @@ def run(name: str, params: tuple[str, ...], as_json: bool) -> None:
     """Run a pipeline or workflow NAME and wait for it to finish."""
     parsed = parse_params(params)
     runtime = open_runtime()
-    with ingest_progress(runtime):
+    with ends_interrupted_runs(runtime), ingest_progress(runtime):
         submitted = runtime.dispatcher.submit(name, parsed, trigger_source=TriggerSource.CLI)
         log.debug(
             "submitted %s as execution %s with params %s", name, submitted.id, submitted.params

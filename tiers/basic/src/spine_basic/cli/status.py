@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from spine_basic import stale
 from spine_basic.cli.context import open_runtime, run_cli_errors
 from spine_basic.cli.run import duration_seconds
 from spine_basic.database import mask_url
@@ -12,11 +13,23 @@ from spine_otc.store import OtcStore
 
 
 @click.command("status")
+@click.option(
+    "--end-stale",
+    is_flag=True,
+    help="Fail the executions left running by a spine process that is gone.",
+)
 @run_cli_errors
-def status() -> None:
-    """Database, schema version, row counts per table and the latest executions."""
+def status(end_stale: bool) -> None:
+    """Database, schema version, row counts per table, stale runs and the latest executions."""
     runtime = open_runtime()
     store = runtime.store
+    if end_stale:
+        ended = stale.end_stale(store)
+        for execution in ended:
+            click.echo(f"ended {execution.id} ({execution.name}): {execution.error}")
+        if not ended:
+            click.echo("no stale executions")
+        return
     click.echo(f"tier:     {runtime.tier.name} ({runtime.tier.distribution})")
     click.echo(f"database: {mask_url(runtime.settings.database_url)}")
     click.echo(f"schema:   version {store.schema_version()}")
@@ -33,6 +46,14 @@ def status() -> None:
         width = max(len(name) for name in counts)
         for name, count in sorted(counts.items()):
             click.echo(f"  {name:<{width}}  {count:>10,}")
+    left = stale.stale_executions(store)
+    for execution in left:
+        click.echo(
+            f"stale: {execution.id}  {execution.name} is marked running, but its process "
+            f"(pid {stale.owner_pid(execution.worker_id)}) is gone"
+        )
+    if left:
+        click.echo("  end them (failed, INFRASTRUCTURE) with: spine status --end-stale")
     latest = runtime.dispatcher.list(ExecutionFilter(limit=5))
     click.echo("latest executions:")
     if not latest:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Coroutine
 from typing import TypeVar
 
 T = TypeVar("T")
+CANCEL_WAIT = 10.0
+"""Seconds an interrupted call waits for its cancelled work to stop."""
 
 
 async def _await(awaitable: Awaitable[T]) -> T:
@@ -79,7 +81,16 @@ class AsyncBridge:
             raise RuntimeError("AsyncBridge.call from the bridge's own loop would deadlock")
         pending = _Pending()
         self._loop.call_soon_threadsafe(self._start, coro, pending)
-        if not pending.done.acquire(timeout=-1 if timeout is None else timeout):
+        try:
+            acquired = pending.done.acquire(timeout=-1 if timeout is None else timeout)
+        except BaseException:
+            # Ctrl-C in the caller: stop the work too, so its connection is idle again and the
+            # caller's rollback can run, instead of failing with "another operation is in
+            # progress" and hiding the interrupt.
+            self._loop.call_soon_threadsafe(self._cancel, pending)
+            pending.done.acquire(timeout=CANCEL_WAIT)
+            raise
+        if not acquired:
             self._loop.call_soon_threadsafe(self._cancel, pending)
             raise TimeoutError(f"no result within {timeout} s")
         if pending.error is not None:

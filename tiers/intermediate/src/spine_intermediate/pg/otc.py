@@ -35,7 +35,9 @@ from spine_otc.store import (
     NormalizeOutcome,
     Normalizer,
     RejectRecord,
+    Replacement,
     StoredTrade,
+    replacements,
 )
 
 CHUNK_ROWS = 5_000
@@ -43,6 +45,13 @@ NORMALIZE_LINES = 250_000
 """Line numbers per normalize statement: a few seconds each, however long the file."""
 COPY_ROWS = 20_000
 """Raw rows per COPY while capturing: two chunks in memory, one being read, one being sent."""
+
+_METRICS_LOCK_CLASS = 0x07C0
+"""The advisory-lock class of a date's metrics; the lock's key is the date's day number."""
+_LOCK_DATES = (
+    f"SELECT pg_advisory_xact_lock({_METRICS_LOCK_CLASS}, d - DATE '2000-01-01') "
+    "FROM (SELECT DISTINCT unnest($1::date[]) AS d ORDER BY d) AS days"
+)
 
 _BATCH_COLUMNS = (
     "batch_id, source_key, file_name, content_hash, row_count, captured_at, status, detail, "
@@ -262,6 +271,40 @@ def _decide(
     counts.rejects += len(rejects)
 
 
+_RESTATED = (
+    "FROM otc_trades WHERE source_key = $1 AND batch_id <> $2 AND trade_date IN "
+    "(SELECT trade_date FROM otc_trades WHERE source_key = $1 AND batch_id = $2)"
+)
+
+
+def _replace_restated_dates(
+    s: _Session, source_key: str, batch_id: str
+) -> tuple[tuple[Replacement, ...], dict[date, int]]:
+    """Delete the source's other trades on the batch's dates; say whose, and the new counts."""
+    new_per_date = {
+        r["trade_date"]: r["n"]
+        for r in s(
+            s.conn.fetch(
+                "SELECT trade_date, count(*) AS n FROM otc_trades "
+                "WHERE source_key = $1 AND batch_id = $2 GROUP BY trade_date",
+                source_key,
+                batch_id,
+            )
+        )
+    }
+    lost = s(
+        s.conn.fetch(
+            f"WITH lost AS (DELETE {_RESTATED} RETURNING batch_id, trade_date) "
+            "SELECT batch_id, trade_date, count(*) AS n FROM lost GROUP BY batch_id, trade_date",
+            source_key,
+            batch_id,
+        )
+    )
+    return replacements(((r["batch_id"], r["trade_date"], r["n"]) for r in lost), new_per_date), (
+        new_per_date
+    )
+
+
 class PostgresOtcStore:
     """The OTC tables in PostgreSQL. Synchronous; every write is one transaction."""
 
@@ -339,6 +382,8 @@ class PostgresOtcStore:
                     )
                 )
             except asyncpg.UniqueViolationError:
+                # Another transaction committed this content meanwhile; its id is readable only
+                # after this one ends, so the caller looks it up with find_batch.
                 raise DuplicateBatch(info.content_hash, "(captured concurrently)") from None
             count = _copy_raw_rows(s, info, rows)
             row = s(
@@ -367,18 +412,17 @@ class PostgresOtcStore:
             batch = _batch(row)
             # Lock the source: concurrent normalizations of one source serialise here.
             s(s.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", batch.source_key))
-            old_dates = s(
-                s.conn.fetch(
-                    "SELECT DISTINCT trade_date FROM otc_trades WHERE source_key = $1",
-                    batch.source_key,
+            own = (batch.source_key, batch_id)
+            s(
+                s.conn.execute(
+                    "DELETE FROM otc_trades WHERE source_key = $1 AND batch_id = $2", *own
                 )
             )
-            s(s.conn.execute("DELETE FROM otc_trades WHERE source_key = $1", batch.source_key))
             s(s.conn.execute("DELETE FROM otc_rejects WHERE batch_id = $1", batch_id))
             counts = _normalize_lines(s, batch, normalizer)
             quality = counts.tally.quality()
             if accept(quality):
-                dates = sorted({r["trade_date"] for r in old_dates} | counts.dates)
+                replaced, new_per_date = _replace_restated_dates(s, *own)
                 row = s(
                     s.conn.fetchrow(
                         f"UPDATE otc_batches SET status = 'normalized', detail = NULL, "
@@ -387,11 +431,11 @@ class PostgresOtcStore:
                         batch_id,
                         counts.trades,
                         counts.rejects,
-                        dates,
+                        sorted(new_per_date),
                     )
                 )
                 s.commit()
-                return NormalizeOutcome(_batch(row), quality, True)
+                return NormalizeOutcome(_batch(row), quality, True, replaced)
             s.rollback()
         row = self.db.call(
             self.db.pool.fetchrow(
@@ -416,6 +460,9 @@ class PostgresOtcStore:
             return MetricsOutcome((), quality, accept(quality))
         n = len(wanted)
         with _Session(self.db) as s:
+            # Serialise on each date, in date order (no deadlock): two recomputes of one date
+            # would each delete nothing the other inserted and then collide on the primary key.
+            s(s.conn.execute(_LOCK_DATES, list(wanted)))
             s(s.conn.execute(delete_daily_metrics_sql(n, "dollar"), *wanted))
             s(s.conn.execute(insert_daily_metrics_sql(n, "dollar"), *wanted))
             sanity = s(s.conn.fetchrow(metrics_sanity_sql(n, "dollar"), *wanted))
