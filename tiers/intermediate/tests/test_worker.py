@@ -8,11 +8,13 @@ import httpx
 import pytest
 
 from spine_core import ExecutionStatus
+from spine_core.capabilities import capabilities_up_to
+from spine_core.dispatcher import Dispatcher
 from spine_core.events import EventType
 from spine_core.tier import Settings
 from spine_intermediate.api import create_app
 from spine_intermediate.runtime import build_runtime
-from spine_intermediate.testing import ServerThread, spine_cmd, spine_env
+from spine_intermediate.testing import ServerThread, spine_cmd, spine_env, step_calls
 from spine_intermediate.tier import TIER
 
 pytestmark = pytest.mark.postgres
@@ -51,6 +53,8 @@ def test_choice_workflow_through_worker_threads(pg_url):
             EventType.CREATED,
             EventType.QUEUED,
             EventType.STARTED,
+            EventType.STAGE_COMPLETED,
+            EventType.STAGE_COMPLETED,
             EventType.COMPLETED,
         ]
     finally:
@@ -128,7 +132,13 @@ def test_200_executions_over_http_through_a_worker_process(pg_url):
             )
         for execution_id in ids:
             types = [e.event_type.value for e in api_rt.store.list_events(execution_id)]
-            assert types == ["created", "queued", "started", "completed"], (execution_id, types)
+            assert types == [
+                "created",
+                "queued",
+                "started",
+                "stage_completed",
+                "completed",
+            ], (execution_id, types)
     finally:
         worker.send_signal(signal.SIGTERM)
         out, _ = worker.communicate(timeout=30)
@@ -208,3 +218,77 @@ def test_an_enqueue_only_process_reports_whether_worker_processes_are_alive(pg_u
     finally:
         worker.close()
         client.close()
+
+
+def _worker(pg_url, **extra):
+    return subprocess.Popen(
+        spine_cmd("worker", "start", "--concurrency", "2", "--grace", "1"),
+        env=spine_env(pg_url, SPINE_LEASE_SECONDS="1.5", SPINE_HEARTBEAT_INTERVAL="0.2", **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_step_that_kills_its_worker_resumes_from_the_checkpoint(pg_url, tmp_path):
+    """Step three SIGKILLs its worker: a new worker finishes; steps one and two ran once."""
+    rt = _runtime(pg_url)
+    first = _worker(pg_url)
+    second = None
+    try:
+        execution = rt.dispatcher.submit("test.counted", {"dir": str(tmp_path), "kill_in": "three"})
+        assert first.wait(20) == -signal.SIGKILL
+        assert rt.store.get_execution(execution.id).status is ExecutionStatus.RUNNING
+        second = _worker(pg_url)
+        done = rt.dispatcher.wait(execution.id, timeout=30)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two", "three", "three", "four"]
+        assert sorted(done.result["outputs"]) == ["four", "one", "three", "two"]
+        reasons = [
+            e.payload.get("reason", "")
+            for e in rt.store.list_events(execution.id)
+            if e.event_type is EventType.QUEUED
+        ]
+        assert any("lease expired" in r for r in reasons), reasons
+    finally:
+        _stop(first)
+        if second is not None:
+            _stop(second)
+        rt.close()
+
+
+def test_spine_runs_resume_continues_a_failed_run(pg_url, tmp_path):
+    """Failed in step two of four; `spine runs resume ID` completes it; step one ran once."""
+    rt = _runtime(pg_url)
+    worker = _worker(pg_url)
+    try:
+        execution = rt.dispatcher.submit("test.counted", {"dir": str(tmp_path), "fail_in": "two"})
+        failed = rt.dispatcher.wait(execution.id, timeout=20)
+        assert failed.status is ExecutionStatus.FAILED and "went away" in failed.error
+        env = spine_env(pg_url, SPINE_TIER="market-spine-intermediate")
+        refused = subprocess.run(
+            spine_cmd("runs", "resume", failed.id), env=env, capture_output=True, text=True
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.strip().endswith("pip install market-spine-advanced")
+        assert rt.store.get_execution(failed.id).status is ExecutionStatus.FAILED
+        advanced = Dispatcher(
+            rt.store, rt.backend, rt.registry, capabilities_up_to("market-spine-advanced"), "t"
+        )
+        resumed = advanced.resume(failed.id)
+        assert resumed.status is ExecutionStatus.QUEUED
+        done = rt.dispatcher.wait(execution.id, timeout=20)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two", "two", "three", "four"]
+    finally:
+        _stop(worker)
+        rt.close()

@@ -11,21 +11,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, utcnow
 from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
 from spine_core.status import ExecutionStatus, check_transition, is_terminal
 
+_ADVANCING = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
+
 
 class InMemoryLedgerStore:
-    """`LedgerStore` and `RunHistoryStore` over dicts, guarded by one lock."""
+    """`LedgerStore`, `RunHistoryStore` and `CheckpointStore` over dicts, under one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._executions: dict[str, Execution] = {}
         self._events: dict[str, list[ExecutionEvent]] = {}
         self._runs: dict[str, list[StepRunRecord]] = {}
+        self._states: dict[str, str] = {}
 
     def create_execution(self, new: NewExecution) -> Execution:
         """Insert with its `created` event."""
@@ -171,6 +175,41 @@ class InMemoryLedgerStore:
             if not queued:
                 return None
             return self.transition(queued[0].id, ExecutionStatus.RUNNING, worker_id=worker_id)
+
+    def load_run_state(self, execution_id: str) -> RunState | None:
+        """The last checkpointed state, parsed from the JSON it was kept as."""
+        with self._lock:
+            self.get_execution(execution_id)
+            text = self._states.get(execution_id)
+        return None if text is None else RunState.from_json(text)
+
+    def save_checkpoint(self, execution_id: str, checkpoint: Checkpoint) -> Execution:
+        """State, event and status move under one lock; nothing if the holder is not ours."""
+        text = checkpoint.state.to_json()
+        with self._lock:
+            row = self.get_execution(execution_id)
+            if row.status not in _ADVANCING or row.worker_id != checkpoint.worker_id:
+                raise CheckpointRejected(execution_id, row.status.value)
+            move = checkpoint.finish
+            if move is not None:
+                check_transition(row.status, move.to)
+            self._states[execution_id] = text
+            self._append(
+                execution_id,
+                checkpoint.event_type,
+                dict(checkpoint.event_payload),
+                None,
+                utcnow(),
+            )
+            if move is None:
+                return row
+            return self.transition(
+                execution_id,
+                move.to,
+                error=move.error,
+                error_category=move.error_category,
+                result=move.result,
+            )
 
     def count_by_status(self) -> dict[str, int]:
         """Counts per status."""

@@ -8,6 +8,7 @@ they fail.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -210,6 +212,49 @@ CHOICE = Workflow(
 )
 
 
+class CountedParams(BaseModel):
+    """Params of `test.counted`: where steps count their runs, which step kills its worker."""
+
+    dir: str
+    kill_in: str | None = None
+    fail_in: str | None = None
+
+
+def _counted_step(name: str) -> Step:
+    """Appends its name to `dir/calls.txt` (one line per run), so tests count runs per step.
+
+    In `kill_in` it SIGKILLs its own worker process on its first run; in `fail_in` it raises
+    `ConnectionError` on its first run.
+    """
+
+    def body(ctx: Any) -> dict[str, str]:
+        folder = Path(ctx.params["dir"])
+        with (folder / "calls.txt").open("a", encoding="utf-8") as calls:
+            calls.write(name + "\n")
+        first = not (folder / f"{name}.once").exists()
+        (folder / f"{name}.once").touch()
+        if first and ctx.params.get("kill_in") == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if first and ctx.params.get("fail_in") == name:
+            raise ConnectionError(f"{name}: the database went away")
+        return {"step": name}
+
+    return Step.lambda_(name, body)
+
+
+COUNTED = Workflow(
+    "test.counted",
+    tuple(_counted_step(n) for n in ("one", "two", "three", "four")),
+    params_model=CountedParams,
+)
+
+
+def step_calls(folder: Path) -> list[str]:
+    """The steps `test.counted` ran in `folder`, in order, one entry per run."""
+    path = Path(folder) / "calls.txt"
+    return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
 def register_test_pipelines(registry: Registry) -> None:
-    """Add `test.noop`, `test.sleep` and the `test.choice` workflow (worker tests)."""
-    registry.add(noop, sleep, CHOICE)
+    """Add `test.noop`, `test.sleep`, `test.choice` and `test.counted` (worker tests)."""
+    registry.add(noop, sleep, CHOICE, COUNTED)

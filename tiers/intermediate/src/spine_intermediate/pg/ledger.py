@@ -1,4 +1,4 @@
-"""`PostgresLedgerStore`: core's `LedgerStore` and `RunHistoryStore` on PostgreSQL."""
+"""`PostgresLedgerStore`: core's `LedgerStore`, `RunHistoryStore` and `CheckpointStore`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import (
@@ -85,6 +86,22 @@ WITH changed AS (
     WHERE id = $1 AND status = ANY($12::text[])
     RETURNING {_COLUMNS}, last_seq
 ), {_APPEND_STATUS_EVENT}
+SELECT {_COLUMNS} FROM changed
+"""
+
+
+# A step's checkpoint: the run state and the step's event in one statement, only while the
+# execution is advancing and held by the writer (a worker that lost its lease writes nothing).
+_CHECKPOINT = f"""
+WITH changed AS (
+    UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 1
+    WHERE id = $1 AND status IN ('running', 'cancelling')
+        AND worker_id IS NOT DISTINCT FROM $3
+    RETURNING {_COLUMNS}, last_seq
+), event AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, last_seq, $4, $5::jsonb, NULL, $6 FROM changed
+)
 SELECT {_COLUMNS} FROM changed
 """
 
@@ -523,6 +540,69 @@ class PostgresLedgerStore:
         else:
             row = await self.db.pool.fetchrow(_CLAIM_ANY, None, *args)
         return None if row is None else _execution(row)
+
+    # -- CheckpointStore ---------------------------------------------------------------------
+
+    def load_run_state(self, execution_id: str) -> RunState | None:
+        """The run state of the execution's last checkpoint."""
+        return self.db.call(self._load_run_state(execution_id))
+
+    async def _load_run_state(self, execution_id: str) -> RunState | None:
+        row = await self.db.pool.fetchrow(
+            "SELECT run_state FROM executions WHERE id = $1", execution_id
+        )
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+        return None if row["run_state"] is None else RunState.from_json(row["run_state"])
+
+    def save_checkpoint(self, execution_id: str, checkpoint: Checkpoint) -> Execution:
+        """State and event in one statement; with the run's status move, one transaction."""
+        state = checkpoint.state.to_dict()
+        try:
+            return self.db.call(self._save_checkpoint(execution_id, checkpoint, state))
+        except (
+            asyncpg.UntranslatableCharacterError,
+            asyncpg.InvalidTextRepresentationError,
+        ) as exc:
+            raise ValueError(f"PostgreSQL cannot store this run state: {exc}") from None
+
+    async def _save_checkpoint(
+        self, execution_id: str, checkpoint: Checkpoint, state: dict[str, Any]
+    ) -> Execution:
+        args = (
+            execution_id,
+            state,
+            checkpoint.worker_id,
+            checkpoint.event_type.value,
+            dict(checkpoint.event_payload),
+            utcnow(),
+        )
+        move = checkpoint.finish
+        if move is None:
+            row = await self.db.pool.fetchrow(_CHECKPOINT, *args)
+            if row is None:
+                await self._reject(self.db.pool, execution_id)
+            return _execution(row)
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_CHECKPOINT, *args)
+            if row is None:
+                await self._reject(conn, execution_id)
+            return await self._transition(
+                execution_id,
+                move.to,
+                move.error,
+                move.error_category,
+                move.result,
+                None,
+                None,
+                conn,
+            )
+
+    async def _reject(self, conn: asyncpg.Connection | asyncpg.Pool, execution_id: str) -> None:
+        status = await conn.fetchval("SELECT status FROM executions WHERE id = $1", execution_id)
+        if status is None:
+            raise ExecutionNotFound(execution_id)
+        raise CheckpointRejected(execution_id, status)
 
     def count_by_status(self) -> dict[str, int]:
         """How many executions are in each status."""
