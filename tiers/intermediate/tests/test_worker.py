@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import signal
 import subprocess
 import time
@@ -291,4 +293,35 @@ def test_spine_runs_resume_continues_a_failed_run(pg_url, tmp_path):
         assert step_calls(tmp_path) == ["one", "two", "two", "three", "four"]
     finally:
         _stop(worker)
+        rt.close()
+
+
+def test_retries_follow_their_backoff_through_worker_threads(pg_url, tmp_path):
+    """Step two fails twice with ConnectionError; under max_attempts=3 it completes on attempt 3.
+
+    The intermediate runtime with the advanced capabilities (the advanced tier wires the same).
+    """
+    tier = dataclasses.replace(TIER, capabilities=capabilities_up_to("market-spine-advanced"))
+    opts = {"pipeline_modules": "spine_intermediate.testing:register_test_pipelines"}
+    rt = build_runtime(tier, Settings(pg_url, {**opts, "workers": "2"}))
+    try:
+        rt.backend.start()
+        execution = rt.dispatcher.submit("test.retried", {"dir": str(tmp_path), "failures": 2})
+        done = rt.dispatcher.wait(execution.id, timeout=20)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two", "two", "two", "three"]
+        events = rt.store.list_events(execution.id)
+        retries = [e for e in events if e.payload.get("reason") == "retry"]
+        assert [e.payload["delay_seconds"] for e in retries] == [0.2, 0.4]
+        restarts = [e.created_at for e in events if e.event_type is EventType.STARTED]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(restarts)]
+        assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps
+        stages = (EventType.STAGE_COMPLETED, EventType.STAGE_FAILED)
+        attempts = [
+            e.payload["attempt"]
+            for e in events
+            if e.event_type in stages and e.payload["step"] == "two"
+        ]
+        assert attempts == [1, 2, 3]
+    finally:
         rt.close()

@@ -22,6 +22,7 @@ from spine_core.quality import failed_error_gates
 from spine_core.registry import PipelineContext, Registry
 from spine_core.resources import Resources
 from spine_core.results import StepResult, StepStatus
+from spine_core.retry import RetryPolicy
 from spine_core.workflow import REQUIRED_CAPABILITY, Step, StepKind, Workflow
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,21 @@ def require_capabilities(
             needed = REQUIRED_CAPABILITY[kind]
             if needed not in capabilities:
                 raise MissingCapability(_KIND_LABEL[kind], INTRODUCED_BY[needed], tier)
+        if Capability.RETRY_POLICY not in capabilities and any(
+            retry_policy(step, registry) for step in wf.steps
+        ):
+            raise MissingCapability("RetryPolicy", INTRODUCED_BY[Capability.RETRY_POLICY], tier)
+
+
+def retry_policy(step: Step, registry: Registry | None) -> RetryPolicy | None:
+    """The step's own policy, else the one its pipeline was registered with."""
+    if step.retry is not None or step.kind is not StepKind.PIPELINE or registry is None:
+        return step.retry
+    assert step.pipeline_name is not None
+    try:
+        return registry.get_pipeline(step.pipeline_name).retry
+    except Exception:
+        return None  # an unknown pipeline is reported by the reference check
 
 
 def named_sub_workflows(workflow: Workflow, registry: Registry) -> list[Workflow]:

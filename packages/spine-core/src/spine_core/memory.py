@@ -118,6 +118,7 @@ class InMemoryLedgerStore:
                 else current.error_category,
                 result=copy.deepcopy(dict(result)) if result is not None else current.result,
                 worker_id=worker_id if to is ExecutionStatus.RUNNING else current.worker_id,
+                due_at=None if to is ExecutionStatus.RUNNING else current.due_at,
             )
             self._executions[execution_id] = updated
             event_payload = dict(payload or {})
@@ -162,13 +163,16 @@ class InMemoryLedgerStore:
     def claim_next(
         self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None
     ) -> Execution | None:
-        """Oldest queued first."""
+        """Oldest queued first, among those that are due."""
         with self._lock:
+            now = utcnow()
             queued = sorted(
                 (
                     e
                     for e in self._executions.values()
-                    if e.status is ExecutionStatus.QUEUED and (lanes is None or e.lane in lanes)
+                    if e.status is ExecutionStatus.QUEUED
+                    and (lanes is None or e.lane in lanes)
+                    and (e.due_at is None or e.due_at <= now)
                 ),
                 key=lambda e: e.id,
             )
@@ -203,13 +207,17 @@ class InMemoryLedgerStore:
             )
             if move is None:
                 return row
-            return self.transition(
+            moved = self.transition(
                 execution_id,
                 move.to,
                 error=move.error,
                 error_category=move.error_category,
                 result=move.result,
+                payload=move.payload,
             )
+            if move.due_at is not None:
+                moved = self._executions[execution_id] = replace(moved, due_at=move.due_at)
+            return moved
 
     def count_by_status(self) -> dict[str, int]:
         """Counts per status."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from spine_core.capabilities import Capability
 from spine_core.context import WorkflowContext, thaw
@@ -21,10 +22,11 @@ from spine_core.engine import (
     WorkflowEngine,
     WorkflowRunResult,
     cancelled_before,
+    retry_policy,
 )
 from spine_core.errors import ErrorCategory, IllegalTransition
 from spine_core.events import EventType
-from spine_core.execution import Execution
+from spine_core.execution import Execution, utcnow
 from spine_core.ports import CheckpointStore, LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
@@ -110,10 +112,15 @@ class ExecutionRunner:
             attempt = state.attempt
             state = self._state_after(state, outcome)
             ctx = outcome.context
-            finish = self._finish(workflow, state, outcome)
+            finish = self._retry(workflow, attempt, outcome) or self._finish(
+                workflow, state, outcome
+            )
             row = self._save(execution, attempt, state, outcome, finish)
             if finish is not None:
-                engine._notify("run_finished", self._result(workflow, execution, state, outcome))
+                if finish.to is not ExecutionStatus.QUEUED:
+                    engine._notify(
+                        "run_finished", self._result(workflow, execution, state, outcome)
+                    )
                 return row
             if row.status is ExecutionStatus.CANCELLING:
                 return self._cancel(engine, workflow, row, state, ctx)
@@ -130,6 +137,28 @@ class ExecutionRunner:
             outputs=thaw(outcome.context.outputs),
             steps=steps,
             attempt=1,
+        )
+
+    def _retry(self, workflow: Workflow, attempt: int, outcome: StepOutcome) -> StatusMove | None:
+        """Back to queued, due after the backoff, if the step's policy retries this failure."""
+        category = outcome.category
+        if category is None:
+            return None
+        policy = retry_policy(workflow.steps[outcome.index], self.registry)
+        if policy is None or not policy.retries(attempt, category):
+            return None
+        delay = policy.delay(attempt)
+        return StatusMove(
+            ExecutionStatus.QUEUED,
+            due_at=utcnow() + timedelta(seconds=delay),
+            payload={
+                "reason": "retry",
+                "step": outcome.step_run.path,
+                "failed_attempt": attempt,
+                "next_attempt": attempt + 1,
+                "delay_seconds": round(delay, 3),
+                "error": outcome.step_run.result.error,
+            },
         )
 
     def _finish(

@@ -23,6 +23,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from spine_core import PipelineContext, Registry, Step, StepResult, Workflow, pipeline
+from spine_core.retry import RetryPolicy
 from spine_intermediate.pg.connect import redact_url, with_database
 from spine_intermediate.pg.loop import AsyncBridge
 from spine_intermediate.pg.migrations import migrate
@@ -249,6 +250,38 @@ COUNTED = Workflow(
 )
 
 
+class RetriedParams(BaseModel):
+    """Params of `test.retried`: step two fails `failures` times with ConnectionError."""
+
+    dir: str
+    failures: int = 2
+
+
+def _count(ctx: Any, name: str) -> int:
+    """Record one run of `name`; how many runs it has had, this one included."""
+    with (Path(ctx.params["dir"]) / "calls.txt").open("a", encoding="utf-8") as calls:
+        calls.write(name + "\n")
+    return step_calls(Path(ctx.params["dir"])).count(name)
+
+
+def _retried_two(ctx: Any) -> dict[str, int]:
+    runs = _count(ctx, "two")
+    if runs <= ctx.params["failures"]:
+        raise ConnectionError(f"two: attempt {runs} could not connect")
+    return {"runs": runs}
+
+
+RETRIED = Workflow(
+    "test.retried",
+    (
+        Step.lambda_("one", lambda ctx: _count(ctx, "one")),
+        Step.lambda_("two", _retried_two, retry=RetryPolicy(max_attempts=3, initial_interval=0.2)),
+        Step.lambda_("three", lambda ctx: _count(ctx, "three")),
+    ),
+    params_model=RetriedParams,
+)
+
+
 def step_calls(folder: Path) -> list[str]:
     """The steps `test.counted` ran in `folder`, in order, one entry per run."""
     path = Path(folder) / "calls.txt"
@@ -256,5 +289,5 @@ def step_calls(folder: Path) -> list[str]:
 
 
 def register_test_pipelines(registry: Registry) -> None:
-    """Add `test.noop`, `test.sleep`, `test.choice` and `test.counted` (worker tests)."""
-    registry.add(noop, sleep, CHOICE, COUNTED)
+    """Add `test.noop`, `test.sleep` and the workflows the worker tests run."""
+    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED)

@@ -50,4 +50,5 @@ class LocalCheckpointStore:
             error=move.error,
             error_category=move.error_category,
             result=move.result,
+            payload=move.payload,
         )

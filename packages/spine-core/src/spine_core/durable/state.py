@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from spine_core.errors import SpineError
@@ -80,6 +81,10 @@ class StatusMove:
     error: str | None = None
     error_category: str | None = None
     result: Mapping[str, Any] | None = None
+    due_at: datetime | None = None
+    """With `to=queued`: not claimable before this moment (a retry's backoff, a wait)."""
+    payload: Mapping[str, Any] | None = None
+    """Extra payload of the status event (why it was queued again)."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from spine_intermediate.pg.migrations import MIGRATIONS, require_current, schema
 _COLUMNS = (
     "id, name, params, status, lane, trigger_source, logical_key, parent_execution_id, backend, "
     "retry_count, created_at, updated_at, started_at, finished_at, error, error_category, result, "
-    "worker_id"
+    "worker_id, due_at"
 )
 
 # The execution row and its events in one statement: one round trip, atomic on its own. A row
@@ -70,6 +70,7 @@ _SET_STATUS = """
     result = COALESCE($8::jsonb, result),
     worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
     heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END,
+    due_at = CASE WHEN $4 THEN NULL ELSE due_at END,
     last_seq = last_seq + 1
 """
 
@@ -94,7 +95,7 @@ SELECT {_COLUMNS} FROM changed
 # execution is advancing and held by the writer (a worker that lost its lease writes nothing).
 _CHECKPOINT = f"""
 WITH changed AS (
-    UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 1
+    UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 1, due_at = $7
     WHERE id = $1 AND status IN ('running', 'cancelling')
         AND worker_id IS NOT DISTINCT FROM $3
     RETURNING {_COLUMNS}, last_seq
@@ -113,6 +114,7 @@ WITH changed AS (
     UPDATE executions SET {_SET_STATUS}
     WHERE id = (
         SELECT id FROM executions WHERE status = 'queued' AND {pick}
+            AND (due_at IS NULL OR due_at <= now())
         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
     ) AND status = 'queued'
     RETURNING {_COLUMNS}, last_seq
@@ -254,6 +256,7 @@ def _execution(row: Mapping[str, Any]) -> Execution:
         error_category=row["error_category"],
         result=row["result"],
         worker_id=row["worker_id"],
+        due_at=row["due_at"],
     )
 
 
@@ -576,6 +579,7 @@ class PostgresLedgerStore:
             checkpoint.event_type.value,
             dict(checkpoint.event_payload),
             utcnow(),
+            checkpoint.finish.due_at if checkpoint.finish is not None else None,
         )
         move = checkpoint.finish
         if move is None:
@@ -593,7 +597,7 @@ class PostgresLedgerStore:
                 move.error,
                 move.error_category,
                 move.result,
-                None,
+                move.payload,
                 None,
                 conn,
             )
