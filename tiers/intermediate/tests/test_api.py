@@ -197,3 +197,16 @@ def test_a_symbol_outside_the_domain_rule_is_422_naming_the_field(client, path):
     assert response.status_code == 422
     assert response.json()["error"]["fields"][0]["field"] == "query.symbol"
     assert client.get(path, params={"symbol": "BRK.B"}).status_code == 200
+
+
+def test_executions_can_be_listed_by_parent(client):
+    """`?parent=ID` lists the executions linked to ID (retries now, map children later)."""
+    runtime = client.app.state.runtime
+    failed = runtime.dispatcher.submit("otc.ingest", {"file": "/nonexistent/none.psv"})
+    parent = _wait(client, failed.id)
+    assert parent["status"] == "failed" and parent["due_at"] is None
+    children = [runtime.dispatcher.retry(failed.id).id for _ in range(2)]
+    page = client.get("/executions", params={"parent": failed.id}).json()
+    assert sorted(e["id"] for e in page["items"]) == sorted(children)
+    assert all(e["parent_execution_id"] == failed.id for e in page["items"])
+    assert client.get("/executions", params={"parent": "no-such-id"}).json()["items"] == []

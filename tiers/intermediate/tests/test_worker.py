@@ -325,3 +325,32 @@ def test_retries_follow_their_backoff_through_worker_threads(pg_url, tmp_path):
         assert attempts == [1, 2, 3]
     finally:
         rt.close()
+
+
+def _advanced_runtime(pg_url, **options):
+    tier = dataclasses.replace(TIER, capabilities=capabilities_up_to("market-spine-advanced"))
+    opts = {"pipeline_modules": "spine_intermediate.testing:register_test_pipelines", **options}
+    return build_runtime(tier, Settings(pg_url, opts))
+
+
+def test_a_wait_holds_no_worker_and_survives_the_worker_going_away(pg_url, tmp_path):
+    """The execution leaves its worker for the wait; another worker finishes it when due."""
+    first = _advanced_runtime(pg_url, workers="1")
+    first.backend.start()
+    execution = first.dispatcher.submit("test.waits", {"dir": str(tmp_path)})
+    deadline = time.monotonic() + 10
+    while first.store.get_execution(execution.id).due_at is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    parked = first.store.get_execution(execution.id)
+    assert parked.status is ExecutionStatus.QUEUED and first.backend.in_flight == []
+    first.close()
+    second = _advanced_runtime(pg_url, workers="1")
+    try:
+        second.backend.start()
+        done = second.dispatcher.wait(execution.id, timeout=15)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two"]
+        assert (done.finished_at - parked.updated_at).total_seconds() >= 0.9
+    finally:
+        second.close()

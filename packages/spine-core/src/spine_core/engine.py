@@ -196,6 +196,14 @@ class StepOutcome:
         return self.step_run.result.category or ErrorCategory.USER_CODE
 
 
+def wait_until(step: Step, started_at: datetime) -> datetime:
+    """When a wait step that started at `started_at` is over."""
+    if step.duration is not None:
+        return started_at + step.duration
+    assert step.until is not None
+    return step.until
+
+
 def cancelled_before(step: Step) -> tuple[str, ErrorCategory]:
     """The error a run cancelled at a step boundary records."""
     return "cancelled before step " + repr(step.name), ErrorCategory.CANCELLED
@@ -212,6 +220,9 @@ class WorkflowEngine:
     observers: tuple[RunObserver, ...] = ()
     cancel_requested: Callable[[], bool] = lambda: False
     sleep: Callable[[float], None] = time.sleep
+    durable_waits: bool = False
+    """True under the runner: a wait step returns at once and the runner queues the execution
+    until its due time, so no thread sleeps; False sleeps here (in-process `run`)."""
 
     def check(self, workflow: Workflow) -> None:
         """Capabilities and pipeline references, before any step runs."""
@@ -419,11 +430,9 @@ class WorkflowEngine:
         return StepResult.ok([r.output for r in results])
 
     def _wait(self, step: Step, *_: Any) -> StepResult:
-        if step.duration is not None:
-            seconds = step.duration.total_seconds()
-        else:
-            assert step.until is not None
-            seconds = max(0.0, (step.until - utcnow()).total_seconds())
+        seconds = max(0.0, (wait_until(step, utcnow()) - utcnow()).total_seconds())
+        if self.durable_waits:
+            return StepResult.ok({"waited_seconds": round(seconds, 3)})
         # Count down by what was slept as well as by the clock, so an injected sleep (tests,
         # simulations) finishes at once instead of spinning until real time has passed.
         deadline = time.monotonic() + seconds

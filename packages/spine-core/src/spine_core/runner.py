@@ -23,6 +23,7 @@ from spine_core.engine import (
     WorkflowRunResult,
     cancelled_before,
     retry_policy,
+    wait_until,
 )
 from spine_core.errors import ErrorCategory, IllegalTransition
 from spine_core.events import EventType
@@ -31,7 +32,7 @@ from spine_core.ports import CheckpointStore, LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
 from spine_core.status import ExecutionStatus
-from spine_core.workflow import Workflow
+from spine_core.workflow import StepKind, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class ExecutionRunner:
                 tier=self.tier,
                 resources=self.resources,
                 observers=tuple(self.observers(execution)),
+                durable_waits=True,
             )
             engine.check(workflow)
             assert self.checkpoints is not None
@@ -107,20 +109,26 @@ class ExecutionRunner:
         engine._notify("run_started", execution.id, workflow, ctx)
         if execution.status is ExecutionStatus.CANCELLING:
             return self._cancel(engine, workflow, execution, state, ctx)
+        if state.cursor >= len(workflow.steps):
+            # The run ended in a wait: nothing is left but to complete.
+            return self.store.transition(
+                execution.id, ExecutionStatus.COMPLETED, result=self._result_dict(workflow, state)
+            )
         row = execution
         for outcome in engine.step_outcomes(workflow, ctx, execution.id, start=state.cursor):
             attempt = state.attempt
             state = self._state_after(state, outcome)
             ctx = outcome.context
-            finish = self._retry(workflow, attempt, outcome) or self._finish(
-                workflow, state, outcome
+            finish = (
+                self._retry(workflow, attempt, outcome)
+                or self._wait(workflow, outcome)
+                or self._finish(workflow, state, outcome)
             )
+            if finish is not None and finish.to is not ExecutionStatus.QUEUED:
+                # History first, as before: whoever sees the final status finds it written.
+                engine._notify("run_finished", self._result(workflow, execution, state, outcome))
             row = self._save(execution, attempt, state, outcome, finish)
             if finish is not None:
-                if finish.to is not ExecutionStatus.QUEUED:
-                    engine._notify(
-                        "run_finished", self._result(workflow, execution, state, outcome)
-                    )
                 return row
             if row.status is ExecutionStatus.CANCELLING:
                 return self._cancel(engine, workflow, row, state, ctx)
@@ -161,15 +169,33 @@ class ExecutionRunner:
             },
         )
 
-    def _finish(
-        self, workflow: Workflow, state: RunState, outcome: StepOutcome
-    ) -> StatusMove | None:
-        result = {
+    def _wait(self, workflow: Workflow, outcome: StepOutcome) -> StatusMove | None:
+        """A wait still to come leaves the worker: queued, due when the wait is over."""
+        step = workflow.steps[outcome.index]
+        if step.kind is not StepKind.WAIT or outcome.error is not None:
+            return None
+        due = wait_until(step, outcome.step_run.started_at)
+        if due <= utcnow():
+            return None
+        return StatusMove(
+            ExecutionStatus.QUEUED,
+            due_at=due,
+            payload={"reason": "wait", "step": step.name, "until": due.isoformat()},
+        )
+
+    @staticmethod
+    def _result_dict(workflow: Workflow, state: RunState) -> dict:
+        return {
             "workflow": workflow.name,
             "version": state.version,
             "outputs": dict(state.outputs),
             "steps": list(state.steps),
         }
+
+    def _finish(
+        self, workflow: Workflow, state: RunState, outcome: StepOutcome
+    ) -> StatusMove | None:
+        result = self._result_dict(workflow, state)
         if outcome.error is not None:
             category = outcome.category or ErrorCategory.USER_CODE
             return StatusMove(ExecutionStatus.FAILED, outcome.error, category.value, result)
@@ -195,6 +221,10 @@ class ExecutionRunner:
         }
         if failed:
             payload["error"] = outcome.step_run.result.error
+        step = outcome.step_run
+        leaves = finish is not None and finish.to is ExecutionStatus.QUEUED
+        if step.kind is StepKind.WAIT and not failed and not leaves:
+            payload["until_in_past"] = True  # nothing left to wait for: it went straight on
         checkpoint = Checkpoint(
             state,
             EventType.STAGE_FAILED if failed else EventType.STAGE_COMPLETED,

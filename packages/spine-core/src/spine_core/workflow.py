@@ -134,6 +134,12 @@ class Step:
             raise WorkflowDefinitionError(f"step {name!r}: give exactly one of duration or until")
         if isinstance(duration, int | float):
             duration = timedelta(seconds=duration)
+        if duration is not None and duration < timedelta(0):
+            raise WorkflowDefinitionError(
+                f"step {name!r}: a wait cannot be negative, got {duration.total_seconds()} s"
+            )
+        if until is not None and until.tzinfo is None:
+            raise WorkflowDefinitionError(f"step {name!r}: until must be timezone-aware")
         return cls(name, StepKind.WAIT, duration=duration, until=until)
 
     @classmethod

@@ -282,6 +282,17 @@ RETRIED = Workflow(
 )
 
 
+WAITS = Workflow(
+    "test.waits",
+    (
+        Step.lambda_("one", lambda ctx: _count(ctx, "one")),
+        Step.wait("pause", 1.0),
+        Step.lambda_("two", lambda ctx: _count(ctx, "two")),
+    ),
+    params_model=RetriedParams,
+)
+
+
 def step_calls(folder: Path) -> list[str]:
     """The steps `test.counted` ran in `folder`, in order, one entry per run."""
     path = Path(folder) / "calls.txt"
@@ -290,4 +301,4 @@ def step_calls(folder: Path) -> list[str]:
 
 def register_test_pipelines(registry: Registry) -> None:
     """Add `test.noop`, `test.sleep` and the workflows the worker tests run."""
-    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED)
+    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED, WAITS)

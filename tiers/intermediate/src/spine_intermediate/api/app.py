@@ -229,6 +229,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         status: ExecutionStatus | None = None,
         pipeline: Annotated[str | None, Query(max_length=200)] = None,
         created_since: datetime | None = None,
+        parent: Annotated[
+            str | None,
+            Query(max_length=100, description="Only executions whose parent is this id."),
+        ] = None,
         cursor: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> ExecutionPage:
@@ -239,6 +243,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 status=status,
                 name=pipeline,
                 created_since=created_since,
+                parent_execution_id=parent,
                 before_id=cursor,
                 limit=limit + 1,
             )
