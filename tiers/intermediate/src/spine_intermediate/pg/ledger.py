@@ -107,6 +107,30 @@ SELECT {_COLUMNS} FROM changed
 """
 
 
+# A checkpoint that ends the run (or queues it again): state, the step's event, the status
+# change and its event in one statement, so a one-step run still ends in one round trip.
+_CHECKPOINT_AND_MOVE = f"""
+WITH changed AS (
+    UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 2,
+        status = $7, updated_at = $6,
+        finished_at = CASE WHEN $8 THEN $6 ELSE finished_at END,
+        error = COALESCE($9, error), error_category = COALESCE($10, error_category),
+        result = COALESCE($11::jsonb, result), due_at = $12
+    WHERE id = $1 AND status = ANY($13::text[]) AND worker_id IS NOT DISTINCT FROM $3
+    RETURNING {_COLUMNS}, last_seq
+), stage AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, last_seq - 1, $4, $5::jsonb, NULL, $6 FROM changed
+), moved AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, last_seq, $14, $15::jsonb, NULL, $6 FROM changed
+)
+SELECT {_COLUMNS} FROM changed
+"""
+
+_ADVANCING = ("running", "cancelling")
+
+
 def _claim_sql(pick: str) -> str:
     """The move to running of the oldest queued row that `pick` admits and nobody holds."""
     return f"""
@@ -585,28 +609,44 @@ class PostgresLedgerStore:
         if move is None:
             row = await self.db.pool.fetchrow(_CHECKPOINT, *args)
             if row is None:
-                await self._reject(self.db.pool, execution_id)
+                await self._reject(self.db.pool, execution_id, None)
             return _execution(row)
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_CHECKPOINT, *args)
-            if row is None:
-                await self._reject(conn, execution_id)
-            return await self._transition(
-                execution_id,
-                move.to,
-                move.error,
-                move.error_category,
-                move.result,
-                move.payload,
-                None,
-                conn,
-            )
+        payload = dict(move.payload or {})
+        if move.error:
+            payload.setdefault("error", move.error)
+        row = await self.db.pool.fetchrow(
+            _CHECKPOINT_AND_MOVE,
+            *args[:6],
+            move.to.value,
+            is_terminal(move.to),
+            move.error,
+            move.error_category,
+            dict(move.result) if move.result is not None else None,
+            move.due_at,
+            [s for s in _SOURCES[move.to] if s in _ADVANCING],
+            STATUS_EVENTS[move.to].value,
+            payload,
+        )
+        if row is None:
+            await self._reject(self.db.pool, execution_id, move.to)
+        return _execution(row)
 
-    async def _reject(self, conn: asyncpg.Connection | asyncpg.Pool, execution_id: str) -> None:
-        status = await conn.fetchval("SELECT status FROM executions WHERE id = $1", execution_id)
-        if status is None:
+    async def _reject(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        execution_id: str,
+        to: ExecutionStatus | None,
+    ) -> None:
+        """Say why nothing was written: not advancing or not ours, else an illegal move."""
+        row = await conn.fetchrow(
+            "SELECT status, worker_id FROM executions WHERE id = $1", execution_id
+        )
+        if row is None:
             raise ExecutionNotFound(execution_id)
-        raise CheckpointRejected(execution_id, status)
+        if row["status"] not in _ADVANCING or to is None:
+            raise CheckpointRejected(execution_id, row["status"])
+        check_transition(row["status"], to)
+        raise CheckpointRejected(execution_id, row["status"])
 
     def count_by_status(self) -> dict[str, int]:
         """How many executions are in each status."""
