@@ -79,6 +79,7 @@ def test_resume_continues_a_failed_run_from_the_failed_step(store, registry):
     assert failed.status is S.FAILED and "database went away" in failed.error
     done = dispatcher.resume(failed.id)
     assert done.id == failed.id and done.status is S.COMPLETED
+    assert done.error is None and done.error_category is None
     assert calls == {"a": 1, "b": 2, "c": 1, "d": 1}
     events = dispatcher.events(done.id)
     resumed = [e for e in events if e.event_type is EventType.QUEUED]

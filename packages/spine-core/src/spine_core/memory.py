@@ -106,16 +106,18 @@ class InMemoryLedgerStore:
             current = self.get_execution(execution_id)
             check_transition(current.status, to)
             now = utcnow()
+            queued = to is ExecutionStatus.QUEUED
             updated = replace(
                 current,
                 status=ExecutionStatus(to),
                 updated_at=now,
                 started_at=now if to is ExecutionStatus.RUNNING else current.started_at,
                 finished_at=now if is_terminal(to) else current.finished_at,
-                error=error if error is not None else current.error,
+                # Queued again (resumed, retried, handed back): the old error no longer holds.
+                error=error if error is not None else (None if queued else current.error),
                 error_category=error_category
                 if error_category is not None
-                else current.error_category,
+                else (None if queued else current.error_category),
                 result=copy.deepcopy(dict(result)) if result is not None else current.result,
                 worker_id=worker_id if to is ExecutionStatus.RUNNING else current.worker_id,
                 due_at=None if to is ExecutionStatus.RUNNING else current.due_at,

@@ -65,8 +65,8 @@ _SET_STATUS = """
     updated_at = $3,
     started_at = CASE WHEN $4 THEN $3 ELSE started_at END,
     finished_at = CASE WHEN $5 THEN $3 ELSE finished_at END,
-    error = COALESCE($6, error),
-    error_category = COALESCE($7, error_category),
+    error = CASE WHEN $2 = 'queued' THEN NULL ELSE COALESCE($6, error) END,
+    error_category = CASE WHEN $2 = 'queued' THEN NULL ELSE COALESCE($7, error_category) END,
     result = COALESCE($8::jsonb, result),
     worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
     heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END,
@@ -114,7 +114,9 @@ WITH changed AS (
     UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 2,
         status = $7, updated_at = $6,
         finished_at = CASE WHEN $8 THEN $6 ELSE finished_at END,
-        error = COALESCE($9, error), error_category = COALESCE($10, error_category),
+        error = CASE WHEN $7 = 'queued' THEN NULL ELSE COALESCE($9, error) END,
+        error_category = CASE WHEN $7 = 'queued' THEN NULL
+            ELSE COALESCE($10, error_category) END,
         result = COALESCE($11::jsonb, result), due_at = $12
     WHERE id = $1 AND status = ANY($13::text[]) AND worker_id IS NOT DISTINCT FROM $3
     RETURNING {_COLUMNS}, last_seq
