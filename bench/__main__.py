@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import memory, postgres_suite, sqlite_suite
+from bench import durable_suite, memory, postgres_suite, sqlite_suite
 from bench.common import DATA_DIR, Config, postgres_version
 from bench.harness import Outcome, format_table, write_results
 
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[Config], Outcome]] = {
     "metrics_daily_postgres": postgres_suite.bench_metrics,
     "dispatch_local_postgres": postgres_suite.bench_dispatch,
     "dispatch_sync_sqlite": sqlite_suite.bench_dispatch,
+    "workflow_10_steps_postgres": durable_suite.bench_workflow_steps,
     "memory_streaming": memory.bench_memory,
     "ingest_growth": sqlite_suite.bench_ingest_growth,
 }

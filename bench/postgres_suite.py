@@ -225,8 +225,8 @@ def bench_dispatch(cfg: Config) -> Outcome:
                 events = db.call(db.pool.fetchval("SELECT count(*) FROM execution_events"))
             finally:
                 runtime.close()
-        if events != 4 * n:  # created, queued, started, completed
-            raise RuntimeError(f"expected {4 * n} events, found {events}")
+        if events != 5 * n:  # created, queued, started, stage_completed, completed
+            raise RuntimeError(f"expected {5 * n} events, found {events}")
         latencies["product"] += [float(r["s"]) for r in rows]
         return n / elapsed
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from spine_core.backend import InlineBackend
+from spine_core.durable.local import LocalCheckpointStore
 from spine_core.memory import InMemoryLedgerStore
-from spine_core.testing import BackendConformance, LedgerStoreConformance
+from spine_core.testing import (
+    BackendConformance,
+    CheckpointStoreConformance,
+    LedgerStoreConformance,
+)
 
 
 class TestInMemoryLedger(LedgerStoreConformance):
@@ -25,3 +30,25 @@ class TestInlineBackend(BackendConformance):
     @pytest.fixture
     def make_backend(self):
         return InlineBackend
+
+
+class TestInMemoryCheckpoints(CheckpointStoreConformance):
+    @pytest.fixture
+    def ledger(self):
+        return InMemoryLedgerStore()
+
+    @pytest.fixture
+    def checkpoints(self, ledger):
+        return ledger
+
+
+class TestProcessLocalCheckpoints(CheckpointStoreConformance):
+    """What the basic tier uses: run state in the process, events and moves in the ledger."""
+
+    @pytest.fixture
+    def ledger(self):
+        return InMemoryLedgerStore()
+
+    @pytest.fixture
+    def checkpoints(self, ledger):
+        return LocalCheckpointStore(ledger)

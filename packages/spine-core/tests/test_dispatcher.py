@@ -99,6 +99,7 @@ def test_submit_persists_then_runs(make_dispatcher, store):
     assert [e.event_type for e in dispatcher.events(execution.id)] == [
         EventType.CREATED,
         EventType.STARTED,
+        EventType.STAGE_COMPLETED,
         EventType.COMPLETED,
     ]
     assert dispatcher.get(execution.id) == execution
@@ -204,8 +205,9 @@ def test_cancel_between_steps_ends_cancelled(store, registry):
     assert execution.status is ExecutionStatus.CANCELLED
     assert execution.error_category == "CANCELLED"
     assert execution.result["outputs"] == {"a": "asked"}
-    assert [e.event_type for e in dispatcher.events(execution.id)][-2:] == [
+    assert [e.event_type for e in dispatcher.events(execution.id)][-3:] == [
         EventType.CANCEL_REQUESTED,
+        EventType.STAGE_COMPLETED,
         EventType.CANCELLED,
     ]
 
@@ -216,7 +218,7 @@ def test_runner_leaves_an_execution_cancelled_before_it_started_alone(store, reg
     dispatcher = Dispatcher(store, SpyBackend(runner, run=False), registry, BASIC, "t")
     execution = dispatcher.submit("job")
     dispatcher.cancel(execution.id)
-    assert runner.run(execution.id).status is ExecutionStatus.CANCELLED
+    assert runner.advance(execution.id).status is ExecutionStatus.CANCELLED
     assert len(dispatcher.events(execution.id)) == 2
 
 

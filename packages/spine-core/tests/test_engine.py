@@ -580,41 +580,7 @@ def test_quality_metrics_round_trip():
     assert QualityMetrics().valid_rate == 1.0 and QualityMetrics().invalid_rate == 0.0
 
 
-# ---- resume and observers -----------------------------------------------------------------------
-
-
-def test_resume_from_skips_completed_steps(make_engine):
-    calls = []
-
-    def step(name):
-        return Step.lambda_(name, lambda ctx: calls.append(name) or f"{name}-done")
-
-    workflow = wf(step("a"), step("b"), step("c"))
-    checkpoint = WorkflowContext("wf", "r", {"p": 1}).with_output("a", "a-from-before")
-    checkpoint = WorkflowContext.from_json(checkpoint.to_json())
-    result = make_engine().run(workflow, run_id="r", resume_from=checkpoint)
-    assert calls == ["b", "c"]
-    assert result.context.output("a") == "a-from-before"
-    assert result.context.params == {"p": 1}
-    assert [s.path for s in result.step_runs] == ["b", "c"]
-
-
-def test_resume_after_a_failure_reruns_only_the_failed_step(make_engine):
-    attempts = {"b": 0}
-
-    def flaky(ctx):
-        attempts["b"] += 1
-        if attempts["b"] == 1:
-            raise ConnectionError("db gone")
-        return ctx.output("a") + 1
-
-    workflow = wf(Step.lambda_("a", lambda ctx: 1), Step.lambda_("b", flaky))
-    engine = make_engine()
-    first = engine.run(workflow, run_id="r")
-    assert not first.succeeded
-    second = engine.run(workflow, run_id="r", resume_from=first.context)
-    assert second.succeeded and second.context.output("b") == 2
-    assert [s.path for s in second.step_runs] == ["b"]
+# ---- observers -----------------------------------------------------------------------
 
 
 class Recorder:

@@ -32,6 +32,7 @@ EXPECTED_EDGES = {
     ("cancelling", "completed"),
     ("cancelling", "failed"),
     ("failed", "dead_lettered"),
+    ("failed", "queued"),
 }
 """Every allowed status change, written out (not derived from ALLOWED_TRANSITIONS)."""
 

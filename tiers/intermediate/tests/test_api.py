@@ -223,3 +223,16 @@ def test_run_history_of_an_execution(client):
     assert body["steps"][0]["detail"]["output"]["rows"] == 3000
     missing = client.get("/executions/doesnotexist/runs")
     assert missing.status_code == 404 and "doesnotexist" in missing.json()["error"]["message"]
+
+
+def test_executions_can_be_listed_by_parent(client):
+    """`?parent=ID` lists the executions linked to ID (retries now, map children later)."""
+    runtime = client.app.state.runtime
+    failed = runtime.dispatcher.submit("otc.ingest", {"file": "/nonexistent/none.psv"})
+    parent = _wait(client, failed.id)
+    assert parent["status"] == "failed" and parent["due_at"] is None
+    children = [runtime.dispatcher.retry(failed.id).id for _ in range(2)]
+    page = client.get("/executions", params={"parent": failed.id}).json()
+    assert sorted(e["id"] for e in page["items"]) == sorted(children)
+    assert all(e["parent_execution_id"] == failed.id for e in page["items"])
+    assert client.get("/executions", params={"parent": "no-such-id"}).json()["items"] == []

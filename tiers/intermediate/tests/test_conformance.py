@@ -6,7 +6,11 @@ import pytest
 
 from spine_core.capabilities import capabilities_up_to
 from spine_core.memory import InMemoryLedgerStore
-from spine_core.testing import BackendConformance, LedgerStoreConformance
+from spine_core.testing import (
+    BackendConformance,
+    CheckpointStoreConformance,
+    LedgerStoreConformance,
+)
 from spine_intermediate.backend import LocalBackend
 from spine_intermediate.pg import PostgresLedgerStore
 
@@ -35,6 +39,16 @@ class TestPostgresLedgerStore(LedgerStoreConformance):
     @pytest.fixture
     def store(self, clean_store):
         return clean_store
+
+
+class TestPostgresCheckpoints(CheckpointStoreConformance):
+    @pytest.fixture
+    def ledger(self, clean_store):
+        return clean_store
+
+    @pytest.fixture
+    def checkpoints(self, ledger):
+        return ledger
 
 
 class TestLocalBackendOnPostgres(BackendConformance):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import signal
 import subprocess
 import time
@@ -8,11 +10,20 @@ import httpx
 import pytest
 
 from spine_core import ExecutionStatus
+from spine_core.capabilities import capabilities_up_to
+from spine_core.dispatcher import Dispatcher
+from spine_core.errors import install_command
 from spine_core.events import EventType
 from spine_core.tier import Settings
 from spine_intermediate.api import create_app
 from spine_intermediate.runtime import build_runtime
-from spine_intermediate.testing import ServerThread, spine_cmd, spine_env, temporary_database
+from spine_intermediate.testing import (
+    ServerThread,
+    spine_cmd,
+    spine_env,
+    step_calls,
+    temporary_database,
+)
 from spine_intermediate.tier import TIER
 from spine_otc.generator import generate
 from spine_otc.store import OtcStore
@@ -53,6 +64,8 @@ def test_choice_workflow_through_worker_threads(pg_url):
             EventType.CREATED,
             EventType.QUEUED,
             EventType.STARTED,
+            EventType.STAGE_COMPLETED,
+            EventType.STAGE_COMPLETED,
             EventType.COMPLETED,
         ]
     finally:
@@ -130,7 +143,13 @@ def test_200_executions_over_http_through_a_worker_process(pg_url):
             )
         for execution_id in ids:
             types = [e.event_type.value for e in api_rt.store.list_events(execution_id)]
-            assert types == ["created", "queued", "started", "completed"], (execution_id, types)
+            assert types == [
+                "created",
+                "queued",
+                "started",
+                "stage_completed",
+                "completed",
+            ], (execution_id, types)
     finally:
         worker.send_signal(signal.SIGTERM)
         out, _ = worker.communicate(timeout=30)
@@ -235,6 +254,111 @@ def _otc_daily_metrics(url, paths, *, workers):
         rt.close()
 
 
+def _worker(pg_url, **extra):
+    return subprocess.Popen(
+        spine_cmd("worker", "start", "--concurrency", "2", "--grace", "1"),
+        env=spine_env(pg_url, SPINE_LEASE_SECONDS="1.5", SPINE_HEARTBEAT_INTERVAL="0.2", **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_step_that_kills_its_worker_resumes_from_the_checkpoint(pg_url, tmp_path):
+    """Step three SIGKILLs its worker: a new worker finishes; steps one and two ran once."""
+    rt = _runtime(pg_url)
+    first = _worker(pg_url)
+    second = None
+    try:
+        execution = rt.dispatcher.submit("test.counted", {"dir": str(tmp_path), "kill_in": "three"})
+        assert first.wait(20) == -signal.SIGKILL
+        assert rt.store.get_execution(execution.id).status is ExecutionStatus.RUNNING
+        second = _worker(pg_url)
+        done = rt.dispatcher.wait(execution.id, timeout=30)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two", "three", "three", "four"]
+        assert sorted(done.result["outputs"]) == ["four", "one", "three", "two"]
+        reasons = [
+            e.payload.get("reason", "")
+            for e in rt.store.list_events(execution.id)
+            if e.event_type is EventType.QUEUED
+        ]
+        assert any("lease expired" in r for r in reasons), reasons
+    finally:
+        _stop(first)
+        if second is not None:
+            _stop(second)
+        rt.close()
+
+
+def test_spine_runs_resume_continues_a_failed_run(pg_url, tmp_path):
+    """Failed in step two of four; `spine runs resume ID` completes it; step one ran once."""
+    rt = _runtime(pg_url)
+    worker = _worker(pg_url)
+    try:
+        execution = rt.dispatcher.submit("test.counted", {"dir": str(tmp_path), "fail_in": "two"})
+        failed = rt.dispatcher.wait(execution.id, timeout=20)
+        assert failed.status is ExecutionStatus.FAILED and "went away" in failed.error
+        env = spine_env(pg_url, SPINE_TIER="market-spine-intermediate")
+        refused = subprocess.run(
+            spine_cmd("runs", "resume", failed.id), env=env, capture_output=True, text=True
+        )
+        assert refused.returncode == 1
+        assert install_command("market-spine-advanced") in refused.stderr
+        assert rt.store.get_execution(failed.id).status is ExecutionStatus.FAILED
+        advanced = Dispatcher(
+            rt.store, rt.backend, rt.registry, capabilities_up_to("market-spine-advanced"), "t"
+        )
+        resumed = advanced.resume(failed.id)
+        assert resumed.status is ExecutionStatus.QUEUED
+        done = rt.dispatcher.wait(execution.id, timeout=20)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two", "two", "three", "four"]
+    finally:
+        _stop(worker)
+        rt.close()
+
+
+def test_retries_follow_their_backoff_through_worker_threads(pg_url, tmp_path):
+    """Step two fails twice with ConnectionError; under max_attempts=3 it completes on attempt 3.
+
+    The intermediate runtime with the advanced capabilities (the advanced tier wires the same).
+    """
+    tier = dataclasses.replace(TIER, capabilities=capabilities_up_to("market-spine-advanced"))
+    opts = {"pipeline_modules": "spine_intermediate.testing:register_test_pipelines"}
+    rt = build_runtime(tier, Settings(pg_url, {**opts, "workers": "2"}))
+    try:
+        rt.backend.start()
+        execution = rt.dispatcher.submit("test.retried", {"dir": str(tmp_path), "failures": 2})
+        done = rt.dispatcher.wait(execution.id, timeout=20)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two", "two", "two", "three"]
+        events = rt.store.list_events(execution.id)
+        retries = [e for e in events if e.payload.get("reason") == "retry"]
+        assert [e.payload["delay_seconds"] for e in retries] == [0.2, 0.4]
+        restarts = [e.created_at for e in events if e.event_type is EventType.STARTED]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(restarts)]
+        assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps
+        stages = (EventType.STAGE_COMPLETED, EventType.STAGE_FAILED)
+        attempts = [
+            e.payload["attempt"]
+            for e in events
+            if e.event_type in stages and e.payload["step"] == "two"
+        ]
+        assert attempts == [1, 2, 3]
+    finally:
+        rt.close()
+
+
 def test_otc_daily_runs_of_one_date_on_4_worker_threads_equal_a_sequential_run(pg_url, tmp_path):
     """8 different files for the same dates (all named trades.psv) on 4 worker threads, three
     rounds: every run completes, and the metrics equal those of a sequential run."""
@@ -250,3 +374,32 @@ def test_otc_daily_runs_of_one_date_on_4_worker_threads_equal_a_sequential_run(p
         with temporary_database() as url:
             ordered = paths[round_number:] + paths[:round_number]
             assert _otc_daily_metrics(url, ordered, workers=4) == expected
+
+
+def _advanced_runtime(pg_url, **options):
+    tier = dataclasses.replace(TIER, capabilities=capabilities_up_to("market-spine-advanced"))
+    opts = {"pipeline_modules": "spine_intermediate.testing:register_test_pipelines", **options}
+    return build_runtime(tier, Settings(pg_url, opts))
+
+
+def test_a_wait_holds_no_worker_and_survives_the_worker_going_away(pg_url, tmp_path):
+    """The execution leaves its worker for the wait; another worker finishes it when due."""
+    first = _advanced_runtime(pg_url, workers="1")
+    first.backend.start()
+    execution = first.dispatcher.submit("test.waits", {"dir": str(tmp_path)})
+    deadline = time.monotonic() + 10
+    while first.store.get_execution(execution.id).due_at is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    parked = first.store.get_execution(execution.id)
+    assert parked.status is ExecutionStatus.QUEUED and first.backend.in_flight == []
+    first.close()
+    second = _advanced_runtime(pg_url, workers="1")
+    try:
+        second.backend.start()
+        done = second.dispatcher.wait(execution.id, timeout=15)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert step_calls(tmp_path) == ["one", "two"]
+        assert (done.finished_at - parked.updated_at).total_seconds() >= 0.9
+    finally:
+        second.close()

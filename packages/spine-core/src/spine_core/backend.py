@@ -60,7 +60,7 @@ class InlineBackend:
 
     def submit(self, execution_id: str) -> Execution:
         """Run now; returns the final row once the execution has completed or failed."""
-        return self.runner.run(execution_id)
+        return self.runner.advance(execution_id)
 
     def cancel(self, execution_id: str) -> None:
         """Inline runs check the ledger between steps, so nothing else is needed."""

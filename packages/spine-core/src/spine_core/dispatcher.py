@@ -154,6 +154,29 @@ class Dispatcher:
                 error_category=ErrorCategory.INFRASTRUCTURE.value,
             )
 
+    def resume(self, execution_id: str) -> Execution:
+        """Continue a failed execution from its failed step: the same execution, a new attempt.
+
+        The row moves failed -> queued (its `queued` event says `resumed`) and goes back to the
+        backend; the runner loads its checkpoint, so completed steps do not run again.
+        """
+        if Capability.CHECKPOINTS not in self.capabilities:
+            raise MissingCapability(
+                "resuming an execution", INTRODUCED_BY[Capability.CHECKPOINTS], self.tier
+            )
+        execution = self.store.get_execution(execution_id)
+        if execution.status is not ExecutionStatus.FAILED:
+            raise SpineError(
+                f"execution {execution_id} is {execution.status.value}; only a failed "
+                "execution can be resumed"
+            )
+        self.registry.resolve(execution.name)
+        queued = self.store.transition(
+            execution_id, ExecutionStatus.QUEUED, payload={"reason": "resumed"}
+        )
+        after = self.backend.submit(execution_id)
+        return after if after is not None else queued
+
     def retry(self, execution_id: str) -> Execution:
         """A new execution of the same work, linked to the one that did not succeed."""
         parent = self.store.get_execution(execution_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,12 +16,13 @@ from typing import Any, Protocol
 
 from spine_core.capabilities import INTRODUCED_BY, Capability
 from spine_core.context import WorkflowContext, freeze, thaw
-from spine_core.errors import ErrorCategory, InvalidParams, MissingCapability, SpineError
+from spine_core.errors import ErrorCategory, InvalidParams, MissingCapability
 from spine_core.execution import utcnow
 from spine_core.quality import failed_error_gates
 from spine_core.registry import PipelineContext, Registry
 from spine_core.resources import Resources
 from spine_core.results import StepResult, StepStatus
+from spine_core.retry import RetryPolicy
 from spine_core.workflow import REQUIRED_CAPABILITY, Step, StepKind, Workflow
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,21 @@ def require_capabilities(
             needed = REQUIRED_CAPABILITY[kind]
             if needed not in capabilities:
                 raise MissingCapability(_KIND_LABEL[kind], INTRODUCED_BY[needed], tier)
+        if Capability.RETRY_POLICY not in capabilities and any(
+            retry_policy(step, registry) for step in wf.steps
+        ):
+            raise MissingCapability("RetryPolicy", INTRODUCED_BY[Capability.RETRY_POLICY], tier)
+
+
+def retry_policy(step: Step, registry: Registry | None) -> RetryPolicy | None:
+    """The step's own policy, else the one its pipeline was registered with."""
+    if step.retry is not None or step.kind is not StepKind.PIPELINE or registry is None:
+        return step.retry
+    assert step.pipeline_name is not None
+    try:
+        return registry.get_pipeline(step.pipeline_name).retry
+    except Exception:
+        return None  # an unknown pipeline is reported by the reference check
 
 
 def named_sub_workflows(workflow: Workflow, registry: Registry) -> list[Workflow]:
@@ -155,8 +171,42 @@ class RunObserver(Protocol):
         """The run ended."""
 
 
-class _Cancelled(SpineError):
-    pass
+@dataclass(frozen=True)
+class StepOutcome:
+    """One top-level step's end: its runs (nested ones included) and the context after it."""
+
+    index: int
+    last: bool
+    step_run: StepRun
+    step_runs: tuple[StepRun, ...]
+    context: WorkflowContext
+
+    @property
+    def error(self) -> str | None:
+        """The run's error if this step failed."""
+        if self.step_run.status is not StepStatus.FAILED:
+            return None
+        return f"step {self.step_run.path!r} failed: {self.step_run.result.error}"
+
+    @property
+    def category(self) -> ErrorCategory | None:
+        """Why it failed."""
+        if self.step_run.status is not StepStatus.FAILED:
+            return None
+        return self.step_run.result.category or ErrorCategory.USER_CODE
+
+
+def wait_until(step: Step, started_at: datetime) -> datetime:
+    """When a wait step that started at `started_at` is over."""
+    if step.duration is not None:
+        return started_at + step.duration
+    assert step.until is not None
+    return step.until
+
+
+def cancelled_before(step: Step) -> tuple[str, ErrorCategory]:
+    """The error a run cancelled at a step boundary records."""
+    return "cancelled before step " + repr(step.name), ErrorCategory.CANCELLED
 
 
 @dataclass
@@ -170,6 +220,9 @@ class WorkflowEngine:
     observers: tuple[RunObserver, ...] = ()
     cancel_requested: Callable[[], bool] = lambda: False
     sleep: Callable[[float], None] = time.sleep
+    durable_waits: bool = False
+    """True under the runner: a wait step returns at once and the runner queues the execution
+    until its due time, so no thread sleeps; False sleeps here (in-process `run`)."""
 
     def check(self, workflow: Workflow) -> None:
         """Capabilities and pipeline references, before any step runs."""
@@ -177,43 +230,59 @@ class WorkflowEngine:
         self.registry.check_references([workflow, *named_sub_workflows(workflow, self.registry)])
 
     def run(
-        self,
-        workflow: Workflow,
-        params: Mapping[str, Any] | None = None,
-        *,
-        run_id: str,
-        resume_from: WorkflowContext | None = None,
+        self, workflow: Workflow, params: Mapping[str, Any] | None = None, *, run_id: str
     ) -> WorkflowRunResult:
-        """Run every step in order; with `resume_from`, steps with an output are skipped."""
+        """Run a workflow in this process with nothing persisted (tests, notebooks, scripts).
+
+        The same step loop as a ledger execution (`step_outcomes`), without checkpoints.
+        """
         self.check(workflow)
-        ctx = resume_from or WorkflowContext(workflow.name, run_id, params or {})
+        ctx = WorkflowContext(workflow.name, run_id, params or {})
         self._notify("run_started", run_id, workflow, ctx)
         runs: list[StepRun] = []
         error: str | None = None
         category: ErrorCategory | None = None
-        for step in workflow.steps:
-            if step.name in ctx.outputs:
-                continue
-            if self.cancel_requested():
-                error, category = (
-                    "cancelled before step " + repr(step.name),
-                    ErrorCategory.CANCELLED,
-                )
-                break
-            step_run, ctx = self._run_step(step, step.name, ctx, run_id, runs)
-            if step_run.status is StepStatus.FAILED:
-                error = f"step {step.name!r} failed: {step_run.result.error}"
-                category = step_run.result.category or ErrorCategory.USER_CODE
-                break
+        if self.cancel_requested():
+            error, category = cancelled_before(workflow.steps[0])
+        else:
+            for outcome in self.step_outcomes(workflow, ctx, run_id):
+                runs.extend(outcome.step_runs)
+                ctx = outcome.context
+                error, category = outcome.error, outcome.category
+                if error is None and not outcome.last and self.cancel_requested():
+                    error, category = cancelled_before(workflow.steps[outcome.index + 1])
+                    break
         result = WorkflowRunResult(
             run_id, workflow.name, workflow.version, ctx, tuple(runs), error, category
         )
         self._notify("run_finished", result)
         return result
 
+    def step_outcomes(
+        self, workflow: Workflow, ctx: WorkflowContext, run_id: str, *, start: int = 0
+    ) -> Iterator[StepOutcome]:
+        """Run the top-level steps from `start`, one per iteration, until one fails.
+
+        The only step loop: the caller decides between steps whether to go on (checkpoint,
+        cancel, lease), which is what makes a run resumable at any step boundary.
+        """
+        last = len(workflow.steps) - 1
+        for index in range(start, last + 1):
+            step = workflow.steps[index]
+            runs: list[StepRun] = []
+            step_run, ctx = self._run_step(step, step.name, ctx, run_id, runs)
+            outcome = StepOutcome(index, index == last, step_run, tuple(runs), ctx)
+            yield outcome
+            if outcome.error is not None:
+                return
+
     def _notify(self, event: str, *args: Any) -> None:
+        """Observers run on whatever thread runs the step; one that raises is only logged."""
         for observer in self.observers:
-            getattr(observer, event)(*args)
+            try:
+                getattr(observer, event)(*args)
+            except Exception:
+                log.exception("observer %r failed in %s; the run goes on", observer, event)
 
     def _run_step(
         self, step: Step, path: str, ctx: WorkflowContext, run_id: str, runs: list[StepRun]
@@ -361,11 +430,9 @@ class WorkflowEngine:
         return StepResult.ok([r.output for r in results])
 
     def _wait(self, step: Step, *_: Any) -> StepResult:
-        if step.duration is not None:
-            seconds = step.duration.total_seconds()
-        else:
-            assert step.until is not None
-            seconds = max(0.0, (step.until - utcnow()).total_seconds())
+        seconds = max(0.0, (wait_until(step, utcnow()) - utcnow()).total_seconds())
+        if self.durable_waits:
+            return StepResult.ok({"waited_seconds": round(seconds, 3)})
         # Count down by what was slept as well as by the clock, so an injected sleep (tests,
         # simulations) finishes at once instead of spinning until real time has passed.
         deadline = time.monotonic() + seconds

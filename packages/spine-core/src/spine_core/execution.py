@@ -110,6 +110,8 @@ class Execution:
     error_category: str | None = None
     result: dict[str, Any] | None = None
     worker_id: str | None = None
+    due_at: datetime | None = None
+    """A queued execution is not claimed before this (retry backoff, durable wait)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, the same shape the CLI and the API print."""
@@ -131,6 +133,7 @@ class Execution:
             "error": self.error,
             "error_category": self.error_category,
             "result": self.result,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
         }
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, utcnow
@@ -18,9 +19,11 @@ from spine_core.notifications import NotificationHub
 from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
 from spine_core.status import ExecutionStatus, check_transition, is_terminal
 
+_ADVANCING = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
+
 
 class InMemoryLedgerStore:
-    """`LedgerStore` and `RunHistoryStore` over dicts, guarded by one lock."""
+    """`LedgerStore`, `RunHistoryStore` and `CheckpointStore` over dicts, under one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -29,6 +32,7 @@ class InMemoryLedgerStore:
         self._runs: dict[str, list[StepRunRecord]] = {}
         self.notifications = NotificationHub()
         """Announces finished executions and new work to waiters in this process."""
+        self._states: dict[str, str] = {}
 
     def create_execution(self, new: NewExecution) -> Execution:
         """Insert with its `created` event."""
@@ -112,18 +116,21 @@ class InMemoryLedgerStore:
             current = self.get_execution(execution_id)
             check_transition(current.status, to)
             now = utcnow()
+            queued = to is ExecutionStatus.QUEUED
             updated = replace(
                 current,
                 status=ExecutionStatus(to),
                 updated_at=now,
                 started_at=now if to is ExecutionStatus.RUNNING else current.started_at,
                 finished_at=now if is_terminal(to) else current.finished_at,
-                error=error if error is not None else current.error,
+                # Queued again (resumed, retried, handed back): the old error no longer holds.
+                error=error if error is not None else (None if queued else current.error),
                 error_category=error_category
                 if error_category is not None
-                else current.error_category,
+                else (None if queued else current.error_category),
                 result=copy.deepcopy(dict(result)) if result is not None else current.result,
                 worker_id=worker_id if to is ExecutionStatus.RUNNING else current.worker_id,
+                due_at=None if to is ExecutionStatus.RUNNING else current.due_at,
             )
             self._executions[execution_id] = updated
             event_payload = dict(payload or {})
@@ -169,19 +176,61 @@ class InMemoryLedgerStore:
     def claim_next(
         self, worker_id: str, *, lanes: tuple[Lane, ...] | None = None
     ) -> Execution | None:
-        """Oldest queued first."""
+        """Oldest queued first, among those that are due."""
         with self._lock:
+            now = utcnow()
             queued = sorted(
                 (
                     e
                     for e in self._executions.values()
-                    if e.status is ExecutionStatus.QUEUED and (lanes is None or e.lane in lanes)
+                    if e.status is ExecutionStatus.QUEUED
+                    and (lanes is None or e.lane in lanes)
+                    and (e.due_at is None or e.due_at <= now)
                 ),
                 key=lambda e: e.id,
             )
             if not queued:
                 return None
             return self.transition(queued[0].id, ExecutionStatus.RUNNING, worker_id=worker_id)
+
+    def load_run_state(self, execution_id: str) -> RunState | None:
+        """The last checkpointed state, parsed from the JSON it was kept as."""
+        with self._lock:
+            self.get_execution(execution_id)
+            text = self._states.get(execution_id)
+        return None if text is None else RunState.from_json(text)
+
+    def save_checkpoint(self, execution_id: str, checkpoint: Checkpoint) -> Execution:
+        """State, event and status move under one lock; nothing if the holder is not ours."""
+        text = checkpoint.state.to_json()
+        with self._lock:
+            row = self.get_execution(execution_id)
+            if row.status not in _ADVANCING or row.worker_id != checkpoint.worker_id:
+                raise CheckpointRejected(execution_id, row.status.value)
+            move = checkpoint.finish
+            if move is not None:
+                check_transition(row.status, move.to)
+            self._states[execution_id] = text
+            self._append(
+                execution_id,
+                checkpoint.event_type,
+                dict(checkpoint.event_payload),
+                None,
+                utcnow(),
+            )
+            if move is None:
+                return row
+            moved = self.transition(
+                execution_id,
+                move.to,
+                error=move.error,
+                error_category=move.error_category,
+                result=move.result,
+                payload=move.payload,
+            )
+            if move.due_at is not None:
+                moved = self._executions[execution_id] = replace(moved, due_at=move.due_at)
+            return moved
 
     def count_by_status(self) -> dict[str, int]:
         """Counts per status."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from spine_core.durable.state import Checkpoint, RunState
 from spine_core.events import EventType, ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution
 from spine_core.status import ExecutionStatus
@@ -141,3 +142,19 @@ class RunHistoryStore(Protocol):
 
     def get_run(self, run_id: str) -> list[StepRunRecord]:
         """The run row followed by its step rows in the order they finished."""
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Durable run state: what lets the next worker continue where the last one stopped."""
+
+    def load_run_state(self, execution_id: str) -> RunState | None:
+        """The execution's last checkpointed state; None before its first checkpoint."""
+
+    def save_checkpoint(self, execution_id: str, checkpoint: Checkpoint) -> Execution:
+        """Write the state, the step's event and `finish`'s status move in one transaction.
+
+        Only while the execution is running or cancelling, and held by `checkpoint.worker_id`;
+        otherwise `CheckpointRejected` and nothing is written. Returns the row as written, so
+        a cancel request reaches the worker in the answer, without a read of its own.
+        """

@@ -21,6 +21,7 @@ from spine_core.errors import (
 from spine_core.quality import Gate, GateResult, QualityMetrics
 from spine_core.resources import Resources, T
 from spine_core.results import StepResult
+from spine_core.retry import RetryPolicy
 from spine_core.workflow import Step, Workflow
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class PipelineDef:
     fn: PipelineFn
     params_model: type[BaseModel] = NoParams
     description: str = ""
+    retry: RetryPolicy | None = None
+    """Applies to every run of this pipeline whose step names no policy of its own."""
 
     def validate(self, params: Mapping[str, Any] | None, *, strict: bool = True) -> BaseModel:
         """Typed params; `strict` also rejects names the pipeline does not know."""
@@ -93,12 +96,16 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 
 def pipeline(
-    name: str, *, params: type[BaseModel] = NoParams, description: str = ""
+    name: str,
+    *,
+    params: type[BaseModel] = NoParams,
+    description: str = "",
+    retry: RetryPolicy | None = None,
 ) -> Callable[[PipelineFn], PipelineDef]:
     """Turn a function into a `PipelineDef`; add it to a `Registry` to make it runnable."""
 
     def wrap(fn: PipelineFn) -> PipelineDef:
-        return PipelineDef(name, fn, params, description or (fn.__doc__ or "").strip())
+        return PipelineDef(name, fn, params, description or (fn.__doc__ or "").strip(), retry)
 
     return wrap
 
@@ -128,12 +135,17 @@ class Registry:
                 self._workflows[item.name] = item
 
     def pipeline(
-        self, name: str, *, params: type[BaseModel] = NoParams, description: str = ""
+        self,
+        name: str,
+        *,
+        params: type[BaseModel] = NoParams,
+        description: str = "",
+        retry: RetryPolicy | None = None,
     ) -> Callable[[PipelineFn], PipelineDef]:
         """Decorator: define a pipeline and register it here in one go."""
 
         def wrap(fn: PipelineFn) -> PipelineDef:
-            defn = pipeline(name, params=params, description=description)(fn)
+            defn = pipeline(name, params=params, description=description, retry=retry)(fn)
             self.add(defn)
             return defn
 
@@ -194,7 +206,7 @@ class Registry:
         if name in self._workflows:
             return self._workflows[name]
         if name in self._pipelines:
-            return Workflow(name, (Step.pipeline(name, name),))
+            return Workflow(name, (Step.pipeline(name, name, retry=self._pipelines[name].retry),))
         raise UnknownPipeline(name, self.names())
 
     def validate_params(self, name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,32 +1,52 @@
-"""Runs one persisted execution through the engine and records its outcome in the ledger.
+"""Advances one persisted execution, a step at a time, checkpointing each step in the ledger.
 
-Every backend calls this, so a run behaves the same whether it happened inline, in a worker
-thread or in a Celery task.
+`advance(execution_id)` is the one unit of work every backend runs (a LocalBackend thread, the
+inline backend, a Celery task later): it picks up where the last checkpoint left off, so a
+worker that dies costs at most the step it was in.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from spine_core.capabilities import Capability
-from spine_core.engine import RunObserver, WorkflowEngine
+from spine_core.context import WorkflowContext, thaw
+from spine_core.durable.local import LocalCheckpointStore
+from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState, StatusMove
+from spine_core.engine import (
+    RunObserver,
+    StepOutcome,
+    WorkflowEngine,
+    WorkflowRunResult,
+    cancelled_before,
+    retry_policy,
+    wait_until,
+)
 from spine_core.errors import ErrorCategory, IllegalTransition
-from spine_core.execution import Execution
-from spine_core.ports import LedgerStore
+from spine_core.events import EventType
+from spine_core.execution import Execution, utcnow
+from spine_core.ports import CheckpointStore, LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
 from spine_core.status import ExecutionStatus
+from spine_core.workflow import StepKind, Workflow
 
 log = logging.getLogger(__name__)
 
 ObserverFactory = Callable[[Execution], Sequence[RunObserver]]
 
 
+def default_checkpoints(store: LedgerStore) -> CheckpointStore:
+    """The store itself when it keeps run state, else run state kept in this process."""
+    return store if isinstance(store, CheckpointStore) else LocalCheckpointStore(store)
+
+
 @dataclass
 class ExecutionRunner:
-    """Turns an execution id into a finished ledger row."""
+    """Turns an execution id into progress in the ledger: checkpoints, then a final status."""
 
     store: LedgerStore
     registry: Registry
@@ -34,15 +54,23 @@ class ExecutionRunner:
     tier: str
     resources: Resources = field(default_factory=Resources)
     observers: ObserverFactory = lambda execution: ()
+    checkpoints: CheckpointStore | None = None
 
-    def run(self, execution_id: str, *, claimed: Execution | None = None) -> Execution:
-        """Run to a final status. `claimed` is the row a worker already moved to running."""
+    def __post_init__(self) -> None:
+        if self.checkpoints is None:
+            self.checkpoints = default_checkpoints(self.store)
+
+    def advance(self, execution_id: str, *, claimed: Execution | None = None) -> Execution:
+        """Run the execution's next steps until it ends; `claimed` is a row already running.
+
+        Returns the row as the last write left it. A checkpoint the ledger refuses (the lease
+        was lost, someone else holds it) stops this attempt without touching the row.
+        """
         execution = claimed
         if execution is None:
             try:
                 execution = self.store.transition(execution_id, ExecutionStatus.RUNNING)
             except IllegalTransition:
-                # Cancelled before it started, or already taken by someone else: not ours.
                 current = self.store.get_execution(execution_id)
                 log.warning(
                     "execution %s is %s; not running it", execution_id, current.status.value
@@ -56,41 +84,203 @@ class ExecutionRunner:
                 tier=self.tier,
                 resources=self.resources,
                 observers=tuple(self.observers(execution)),
-                cancel_requested=self._cancel_probe(execution_id),
+                durable_waits=True,
             )
-            result = engine.run(workflow, execution.params, run_id=execution.id)
+            engine.check(workflow)
+            assert self.checkpoints is not None
+            state = self.checkpoints.load_run_state(execution_id) or RunState(
+                workflow.name, workflow.version
+            )
         except Exception as exc:
             log.exception("execution %s could not run", execution_id)
             return self._finish_failed(
                 execution_id, f"{type(exc).__name__}: {exc}", ErrorCategory.INTERNAL
             )
-        if result.succeeded:
+        try:
+            return self._steps(engine, workflow, execution, state)
+        except CheckpointRejected as exc:
+            log.warning("%s; this worker stops advancing it", exc)
+            return self.store.get_execution(execution_id)
+
+    def _steps(
+        self, engine: WorkflowEngine, workflow: Workflow, execution: Execution, state: RunState
+    ) -> Execution:
+        ctx = WorkflowContext(workflow.name, execution.id, execution.params, state.outputs)
+        engine._notify("run_started", execution.id, workflow, ctx)
+        if execution.status is ExecutionStatus.CANCELLING:
+            return self._cancel(engine, workflow, execution, state, ctx)
+        if state.cursor >= len(workflow.steps):
+            # The run ended in a wait: nothing is left but to complete.
             return self.store.transition(
-                execution_id, ExecutionStatus.COMPLETED, result=result.to_dict()
+                execution.id, ExecutionStatus.COMPLETED, result=self._result_dict(workflow, state)
             )
-        if result.category is ErrorCategory.CANCELLED:
-            try:
-                return self.store.transition(
-                    execution_id,
-                    ExecutionStatus.CANCELLED,
-                    error=result.error,
-                    error_category=result.category.value,
-                    result=result.to_dict(),
-                )
-            except IllegalTransition:
-                pass  # nobody asked to cancel: a step that gave up on its own has failed
-        return self._finish_failed(
-            execution_id,
-            result.error or "failed",
-            result.category or ErrorCategory.USER_CODE,
-            result.to_dict(),
+        row = execution
+        for outcome in engine.step_outcomes(workflow, ctx, execution.id, start=state.cursor):
+            attempt = state.attempt
+            state = self._state_after(state, outcome)
+            ctx = outcome.context
+            finish = (
+                self._retry(workflow, attempt, outcome)
+                or self._wait(workflow, outcome)
+                or self._finish(workflow, state, outcome)
+            )
+            if finish is not None and finish.to is not ExecutionStatus.QUEUED:
+                # History first, as before: whoever sees the final status finds it written.
+                engine._notify("run_finished", self._result(workflow, execution, state, outcome))
+            row = self._save(execution, attempt, state, outcome, finish)
+            if finish is not None:
+                return row
+            if row.status is ExecutionStatus.CANCELLING:
+                return self._cancel(engine, workflow, row, state, ctx)
+        return row
+
+    def _state_after(self, state: RunState, outcome: StepOutcome) -> RunState:
+        steps = (*state.steps, *(s.to_dict() for s in outcome.step_runs))
+        if outcome.error is not None:
+            # A resume runs this step again, as its next attempt.
+            return replace(state, steps=steps, attempt=state.attempt + 1)
+        return replace(
+            state,
+            cursor=outcome.index + 1,
+            outputs=thaw(outcome.context.outputs),
+            steps=steps,
+            attempt=1,
         )
 
-    def _cancel_probe(self, execution_id: str) -> Callable[[], bool]:
-        """Ask the ledger between steps, but only where a running execution can be cancelled."""
-        if Capability.CANCEL not in self.capabilities:
-            return lambda: False
-        return lambda: self.store.get_execution(execution_id).status is ExecutionStatus.CANCELLING
+    def _retry(self, workflow: Workflow, attempt: int, outcome: StepOutcome) -> StatusMove | None:
+        """Back to queued, due after the backoff, if the step's policy retries this failure."""
+        category = outcome.category
+        if category is None:
+            return None
+        policy = retry_policy(workflow.steps[outcome.index], self.registry)
+        if policy is None or not policy.retries(attempt, category):
+            return None
+        delay = policy.delay(attempt)
+        return StatusMove(
+            ExecutionStatus.QUEUED,
+            due_at=utcnow() + timedelta(seconds=delay),
+            payload={
+                "reason": "retry",
+                "step": outcome.step_run.path,
+                "failed_attempt": attempt,
+                "next_attempt": attempt + 1,
+                "delay_seconds": round(delay, 3),
+                "error": outcome.step_run.result.error,
+            },
+        )
+
+    def _wait(self, workflow: Workflow, outcome: StepOutcome) -> StatusMove | None:
+        """A wait still to come leaves the worker: queued, due when the wait is over."""
+        step = workflow.steps[outcome.index]
+        if step.kind is not StepKind.WAIT or outcome.error is not None:
+            return None
+        due = wait_until(step, outcome.step_run.started_at)
+        if due <= utcnow():
+            return None
+        return StatusMove(
+            ExecutionStatus.QUEUED,
+            due_at=due,
+            payload={"reason": "wait", "step": step.name, "until": due.isoformat()},
+        )
+
+    @staticmethod
+    def _result_dict(workflow: Workflow, state: RunState) -> dict:
+        return {
+            "workflow": workflow.name,
+            "version": state.version,
+            "outputs": dict(state.outputs),
+            "steps": list(state.steps),
+        }
+
+    def _finish(
+        self, workflow: Workflow, state: RunState, outcome: StepOutcome
+    ) -> StatusMove | None:
+        result = self._result_dict(workflow, state)
+        if outcome.error is not None:
+            category = outcome.category or ErrorCategory.USER_CODE
+            return StatusMove(ExecutionStatus.FAILED, outcome.error, category.value, result)
+        if outcome.last:
+            return StatusMove(ExecutionStatus.COMPLETED, result=result)
+        return None
+
+    def _save(
+        self,
+        execution: Execution,
+        attempt: int,
+        state: RunState,
+        outcome: StepOutcome,
+        finish: StatusMove | None,
+    ) -> Execution:
+        failed = outcome.error is not None
+        payload = {
+            "step": outcome.step_run.path,
+            "index": outcome.index,
+            "attempt": attempt,
+            "status": outcome.step_run.status.value,
+            "duration_ms": round(outcome.step_run.duration_ms, 3),
+        }
+        if failed:
+            payload["error"] = outcome.step_run.result.error
+        step = outcome.step_run
+        leaves = finish is not None and finish.to is ExecutionStatus.QUEUED
+        if step.kind is StepKind.WAIT and not failed and not leaves:
+            payload["until_in_past"] = True  # nothing left to wait for: it went straight on
+        checkpoint = Checkpoint(
+            state,
+            EventType.STAGE_FAILED if failed else EventType.STAGE_COMPLETED,
+            payload,
+            execution.worker_id,
+            finish,
+        )
+        assert self.checkpoints is not None
+        try:
+            return self.checkpoints.save_checkpoint(execution.id, checkpoint)
+        except (TypeError, ValueError) as exc:
+            # The step's output cannot be stored: it fails, earlier checkpoints stay.
+            error = f"step {outcome.step_run.path!r} output cannot be checkpointed: {exc}"
+            return self._finish_failed(execution.id, error, ErrorCategory.VALIDATION)
+
+    def _cancel(
+        self,
+        engine: WorkflowEngine,
+        workflow: Workflow,
+        row: Execution,
+        state: RunState,
+        ctx: WorkflowContext,
+    ) -> Execution:
+        error, category = cancelled_before(workflow.steps[state.cursor])
+        engine._notify(
+            "run_finished",
+            WorkflowRunResult(row.id, workflow.name, state.version, ctx, (), error, category),
+        )
+        try:
+            return self.store.transition(
+                row.id,
+                ExecutionStatus.CANCELLED,
+                error=error,
+                error_category=category.value,
+                result={
+                    "workflow": workflow.name,
+                    "version": state.version,
+                    "outputs": dict(state.outputs),
+                    "steps": list(state.steps),
+                },
+            )
+        except IllegalTransition:
+            return self.store.get_execution(row.id)
+
+    def _result(
+        self, workflow: Workflow, execution: Execution, state: RunState, outcome: StepOutcome
+    ) -> WorkflowRunResult:
+        return WorkflowRunResult(
+            execution.id,
+            workflow.name,
+            state.version,
+            outcome.context,
+            outcome.step_runs,
+            outcome.error,
+            outcome.category,
+        )
 
     def _finish_failed(
         self, execution_id: str, error: str, category: ErrorCategory, result: dict | None = None

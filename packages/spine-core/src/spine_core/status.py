@@ -33,7 +33,8 @@ ALLOWED_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
     # running -> queued hands work back when a worker stops or its lease expires.
     S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLING, S.QUEUED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.COMPLETED, S.FAILED}),
-    S.FAILED: frozenset({S.DEAD_LETTERED}),
+    # failed -> queued resumes a failed execution from its failed step (`Dispatcher.resume`).
+    S.FAILED: frozenset({S.DEAD_LETTERED, S.QUEUED}),
     S.COMPLETED: frozenset(),
     S.DEAD_LETTERED: frozenset(),
     S.CANCELLED: frozenset(),

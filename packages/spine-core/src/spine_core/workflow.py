@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from spine_core.capabilities import Capability
 from spine_core.errors import WorkflowDefinitionError
 from spine_core.quality import Gate
+from spine_core.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from spine_core.context import WorkflowContext
@@ -59,21 +60,41 @@ class Step:
     until: datetime | None = None
     sub_workflow: Workflow | str | None = None
     gates: tuple[Gate, ...] = ()
+    retry: RetryPolicy | None = None
 
     @classmethod
     def lambda_(
-        cls, name: str, fn: Callable[[WorkflowContext], Any], *, gates: Iterable[Gate] = ()
+        cls,
+        name: str,
+        fn: Callable[[WorkflowContext], Any],
+        *,
+        gates: Iterable[Gate] = (),
+        retry: RetryPolicy | None = None,
     ) -> Step:
         """Run a plain function of the context; a non-StepResult return is its output."""
-        return cls(name, StepKind.LAMBDA, fn=fn, gates=tuple(gates))
+        return cls(name, StepKind.LAMBDA, fn=fn, gates=tuple(gates), retry=retry)
 
     @classmethod
     def pipeline(
-        cls, name: str, pipeline: str, params: ParamsSpec = None, *, gates: Iterable[Gate] = ()
+        cls,
+        name: str,
+        pipeline: str,
+        params: ParamsSpec = None,
+        *,
+        gates: Iterable[Gate] = (),
+        retry: RetryPolicy | None = None,
     ) -> Step:
-        """Run a registered pipeline; `params` default to the workflow's own params."""
+        """Run a registered pipeline; `params` default to the workflow's own params.
+
+        Without `retry`, the policy the pipeline was registered with applies (if any).
+        """
         return cls(
-            name, StepKind.PIPELINE, pipeline_name=pipeline, params=params, gates=tuple(gates)
+            name,
+            StepKind.PIPELINE,
+            pipeline_name=pipeline,
+            params=params,
+            gates=tuple(gates),
+            retry=retry,
         )
 
     @classmethod
@@ -113,6 +134,12 @@ class Step:
             raise WorkflowDefinitionError(f"step {name!r}: give exactly one of duration or until")
         if isinstance(duration, int | float):
             duration = timedelta(seconds=duration)
+        if duration is not None and duration < timedelta(0):
+            raise WorkflowDefinitionError(
+                f"step {name!r}: a wait cannot be negative, got {duration.total_seconds()} s"
+            )
+        if until is not None and until.tzinfo is None:
+            raise WorkflowDefinitionError(f"step {name!r}: until must be timezone-aware")
         return cls(name, StepKind.WAIT, duration=duration, until=until)
 
     @classmethod

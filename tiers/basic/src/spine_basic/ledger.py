@@ -43,8 +43,9 @@ UPDATE executions SET
     started_at = CASE WHEN :running THEN :now ELSE started_at END,
     worker_id = CASE WHEN :running THEN :worker_id ELSE worker_id END,
     finished_at = CASE WHEN :terminal THEN :now ELSE finished_at END,
-    error = COALESCE(:error, error),
-    error_category = COALESCE(:error_category, error_category),
+    error = CASE WHEN :status = 'queued' THEN NULL ELSE COALESCE(:error, error) END,
+    error_category = CASE WHEN :status = 'queued' THEN NULL
+        ELSE COALESCE(:error_category, error_category) END,
     result = COALESCE(:result, result)
 WHERE id = :id
 RETURNING {_COLUMNS}

@@ -214,7 +214,7 @@ class LocalBackend:
         with self._lock:
             self._in_flight[execution_id] = thread_id
         try:
-            finished = self.runner.run(execution_id, claimed=execution)
+            finished = self.runner.advance(execution_id, claimed=execution)
             self.completed += 1
             return finished
         except IllegalTransition:

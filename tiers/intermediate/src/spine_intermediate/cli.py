@@ -1,6 +1,6 @@
 """The intermediate tier's `spine` commands, applied through `Tier.extend_cli`.
 
-Adds `worker start`, `api start`, `runs list|show`, `db import-sqlite`; replaces `db init`
+Adds `worker start`, `api start`, `runs list|show|resume`, `db import-sqlite`; replaces `db init`
 (PostgreSQL); wraps `run` and `query metrics` with `--api URL` (and `run --no-wait`), delegating
 to basic's implementations when `--api` is absent.
 """
@@ -285,6 +285,19 @@ def runs_show(run_id: str, as_json: bool) -> None:
     if rows[1:]:
         fields = ("step", "kind", "status", "duration_ms", "error")
         click.echo(render_table(fields, [{k: _cell(r[k]) for k in fields} for r in rows[1:]]))
+
+
+@runs.command("resume")
+@click.argument("execution_id")
+@run_cli_errors
+def runs_resume(execution_id: str) -> None:
+    """Continue a failed execution from its failed step (needs market-spine-advanced).
+
+    The same execution goes back to queued as a new attempt; a running `spine worker start`
+    picks it up, and steps that completed before do not run again.
+    """
+    execution = open_runtime().dispatcher.resume(execution_id)
+    click.echo(f"execution {execution.id} resumed: {execution.status.value}")
 
 
 def _run_row(record: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ they fail.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -15,12 +16,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
 
 from spine_core import PipelineContext, Registry, Step, StepResult, Workflow, pipeline
+from spine_core.retry import RetryPolicy
 from spine_intermediate.pg.connect import redact_url, with_database
 from spine_intermediate.pg.loop import AsyncBridge
 from spine_intermediate.pg.migrations import migrate
@@ -210,6 +213,92 @@ CHOICE = Workflow(
 )
 
 
+class CountedParams(BaseModel):
+    """Params of `test.counted`: where steps count their runs, which step kills its worker."""
+
+    dir: str
+    kill_in: str | None = None
+    fail_in: str | None = None
+
+
+def _counted_step(name: str) -> Step:
+    """Appends its name to `dir/calls.txt` (one line per run), so tests count runs per step.
+
+    In `kill_in` it SIGKILLs its own worker process on its first run; in `fail_in` it raises
+    `ConnectionError` on its first run.
+    """
+
+    def body(ctx: Any) -> dict[str, str]:
+        folder = Path(ctx.params["dir"])
+        with (folder / "calls.txt").open("a", encoding="utf-8") as calls:
+            calls.write(name + "\n")
+        first = not (folder / f"{name}.once").exists()
+        (folder / f"{name}.once").touch()
+        if first and ctx.params.get("kill_in") == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if first and ctx.params.get("fail_in") == name:
+            raise ConnectionError(f"{name}: the database went away")
+        return {"step": name}
+
+    return Step.lambda_(name, body)
+
+
+COUNTED = Workflow(
+    "test.counted",
+    tuple(_counted_step(n) for n in ("one", "two", "three", "four")),
+    params_model=CountedParams,
+)
+
+
+class RetriedParams(BaseModel):
+    """Params of `test.retried`: step two fails `failures` times with ConnectionError."""
+
+    dir: str
+    failures: int = 2
+
+
+def _count(ctx: Any, name: str) -> int:
+    """Record one run of `name`; how many runs it has had, this one included."""
+    with (Path(ctx.params["dir"]) / "calls.txt").open("a", encoding="utf-8") as calls:
+        calls.write(name + "\n")
+    return step_calls(Path(ctx.params["dir"])).count(name)
+
+
+def _retried_two(ctx: Any) -> dict[str, int]:
+    runs = _count(ctx, "two")
+    if runs <= ctx.params["failures"]:
+        raise ConnectionError(f"two: attempt {runs} could not connect")
+    return {"runs": runs}
+
+
+RETRIED = Workflow(
+    "test.retried",
+    (
+        Step.lambda_("one", lambda ctx: _count(ctx, "one")),
+        Step.lambda_("two", _retried_two, retry=RetryPolicy(max_attempts=3, initial_interval=0.2)),
+        Step.lambda_("three", lambda ctx: _count(ctx, "three")),
+    ),
+    params_model=RetriedParams,
+)
+
+
+WAITS = Workflow(
+    "test.waits",
+    (
+        Step.lambda_("one", lambda ctx: _count(ctx, "one")),
+        Step.wait("pause", 1.0),
+        Step.lambda_("two", lambda ctx: _count(ctx, "two")),
+    ),
+    params_model=RetriedParams,
+)
+
+
+def step_calls(folder: Path) -> list[str]:
+    """The steps `test.counted` ran in `folder`, in order, one entry per run."""
+    path = Path(folder) / "calls.txt"
+    return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
 def register_test_pipelines(registry: Registry) -> None:
-    """Add `test.noop`, `test.sleep` and the `test.choice` workflow (worker tests)."""
-    registry.add(noop, sleep, CHOICE)
+    """Add `test.noop`, `test.sleep` and the workflows the worker tests run."""
+    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED, WAITS)

@@ -345,6 +345,16 @@ class LedgerStoreConformance:
             assert store.get_execution(other.id).finished_at is not None
             assert is_terminal(status)
 
+    def test_queued_again_clears_the_old_error(self, store: LedgerStore) -> None:
+        """A failed execution resumed (failed -> queued) no longer shows its old error."""
+        execution_id = _new(store).id
+        store.transition(execution_id, S.RUNNING)
+        store.transition(execution_id, S.FAILED, error="boom", error_category="USER_CODE")
+        queued = store.transition(execution_id, S.QUEUED)
+        assert queued.error is None and queued.error_category is None
+        stored = store.get_execution(execution_id)
+        assert stored.error is None and stored.error_category is None
+
     def test_worker_id_is_recorded_when_running(self, store: LedgerStore) -> None:
         """The worker that moved an execution to running is stored."""
         execution_id = _new(store).id

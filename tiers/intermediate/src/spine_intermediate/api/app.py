@@ -279,6 +279,10 @@ def create_app(
         status: ExecutionStatus | None = None,
         pipeline: Text | None = None,
         created_since: IsoDateTime | None = None,
+        parent: Annotated[
+            Text | None,
+            Query(max_length=100, description="Only executions whose parent is this id."),
+        ] = None,
         cursor: Annotated[Text | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> ExecutionPage:
@@ -289,6 +293,7 @@ def create_app(
                 status=status,
                 name=pipeline,
                 created_since=created_since,
+                parent_execution_id=parent,
                 before_id=cursor,
                 limit=limit + 1,
             )

@@ -76,6 +76,9 @@ class ExecutionOut(BaseModel):
     error: str | None
     error_category: str | None
     result: dict[str, Any] | None
+    due_at: datetime | None = Field(
+        default=None, description="A queued execution is not claimed before this moment."
+    )
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:

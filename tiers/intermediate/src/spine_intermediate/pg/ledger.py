@@ -1,4 +1,4 @@
-"""`PostgresLedgerStore`: core's `LedgerStore` and `RunHistoryStore` on PostgreSQL."""
+"""`PostgresLedgerStore`: core's `LedgerStore`, `RunHistoryStore` and `CheckpointStore`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState
 from spine_core.errors import ConcurrencyConflict, ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
 from spine_core.execution import (
@@ -40,7 +41,7 @@ _KEY_RACE_RETRIES = 3
 _COLUMNS = (
     "id, name, params, status, lane, trigger_source, logical_key, parent_execution_id, backend, "
     "retry_count, created_at, updated_at, started_at, finished_at, error, error_category, result, "
-    "worker_id"
+    "worker_id, due_at"
 )
 
 # The execution row and its events in one statement: one round trip, atomic on its own. A row
@@ -71,11 +72,12 @@ _SET_STATUS = """
     updated_at = $3,
     started_at = CASE WHEN $4 THEN $3 ELSE started_at END,
     finished_at = CASE WHEN $5 THEN $3 ELSE finished_at END,
-    error = COALESCE($6, error),
-    error_category = COALESCE($7, error_category),
+    error = CASE WHEN $2 = 'queued' THEN NULL ELSE COALESCE($6, error) END,
+    error_category = CASE WHEN $2 = 'queued' THEN NULL ELSE COALESCE($7, error_category) END,
     result = COALESCE($8::jsonb, result),
     worker_id = CASE WHEN $4 THEN $9 ELSE worker_id END,
     heartbeat_at = CASE WHEN $4 THEN $3 ELSE heartbeat_at END,
+    due_at = CASE WHEN $4 THEN NULL ELSE due_at END,
     last_seq = last_seq + 1
 """
 
@@ -96,6 +98,48 @@ SELECT {_COLUMNS} FROM changed
 """
 
 
+# A step's checkpoint: the run state and the step's event in one statement, only while the
+# execution is advancing and held by the writer (a worker that lost its lease writes nothing).
+_CHECKPOINT = f"""
+WITH changed AS (
+    UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 1, due_at = $7
+    WHERE id = $1 AND status IN ('running', 'cancelling')
+        AND worker_id IS NOT DISTINCT FROM $3
+    RETURNING {_COLUMNS}, last_seq
+), event AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, last_seq, $4, $5::jsonb, NULL, $6 FROM changed
+)
+SELECT {_COLUMNS} FROM changed
+"""
+
+
+# A checkpoint that ends the run (or queues it again): state, the step's event, the status
+# change and its event in one statement, so a one-step run still ends in one round trip.
+_CHECKPOINT_AND_MOVE = f"""
+WITH changed AS (
+    UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 2,
+        status = $7, updated_at = $6,
+        finished_at = CASE WHEN $8 THEN $6 ELSE finished_at END,
+        error = CASE WHEN $7 = 'queued' THEN NULL ELSE COALESCE($9, error) END,
+        error_category = CASE WHEN $7 = 'queued' THEN NULL
+            ELSE COALESCE($10, error_category) END,
+        result = COALESCE($11::jsonb, result), due_at = $12
+    WHERE id = $1 AND status = ANY($13::text[]) AND worker_id IS NOT DISTINCT FROM $3
+    RETURNING {_COLUMNS}, last_seq
+), stage AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, last_seq - 1, $4, $5::jsonb, NULL, $6 FROM changed
+), moved AS (
+    INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
+    SELECT id, last_seq, $14, $15::jsonb, NULL, $6 FROM changed
+)
+SELECT {_COLUMNS} FROM changed
+"""
+
+_ADVANCING = ("running", "cancelling")
+
+
 def _claim_sql(pick: str) -> str:
     """The move to running of the oldest queued row that `pick` admits and nobody holds."""
     return f"""
@@ -103,6 +147,7 @@ WITH changed AS (
     UPDATE executions SET {_SET_STATUS}
     WHERE id = (
         SELECT id FROM executions WHERE status = 'queued' AND {pick}
+            AND (due_at IS NULL OR due_at <= now())
         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
     ) AND status = 'queued'
     RETURNING {_COLUMNS}, last_seq
@@ -244,6 +289,7 @@ def _execution(row: Mapping[str, Any]) -> Execution:
         error_category=row["error_category"],
         result=row["result"],
         worker_id=row["worker_id"],
+        due_at=row["due_at"],
     )
 
 
@@ -540,6 +586,86 @@ class PostgresLedgerStore:
         else:
             row = await self.db.pool.fetchrow(_CLAIM_ANY, None, *args)
         return None if row is None else _execution(row)
+
+    # -- CheckpointStore ---------------------------------------------------------------------
+
+    def load_run_state(self, execution_id: str) -> RunState | None:
+        """The run state of the execution's last checkpoint."""
+        return self.db.call(self._load_run_state(execution_id))
+
+    async def _load_run_state(self, execution_id: str) -> RunState | None:
+        row = await self.db.pool.fetchrow(
+            "SELECT run_state FROM executions WHERE id = $1", execution_id
+        )
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+        return None if row["run_state"] is None else RunState.from_json(row["run_state"])
+
+    def save_checkpoint(self, execution_id: str, checkpoint: Checkpoint) -> Execution:
+        """State and event in one statement; with the run's status move, one transaction."""
+        state = checkpoint.state.to_dict()
+        try:
+            return self.db.call(self._save_checkpoint(execution_id, checkpoint, state))
+        except (
+            asyncpg.UntranslatableCharacterError,
+            asyncpg.InvalidTextRepresentationError,
+        ) as exc:
+            raise ValueError(f"PostgreSQL cannot store this run state: {exc}") from None
+
+    async def _save_checkpoint(
+        self, execution_id: str, checkpoint: Checkpoint, state: dict[str, Any]
+    ) -> Execution:
+        args = (
+            execution_id,
+            state,
+            checkpoint.worker_id,
+            checkpoint.event_type.value,
+            dict(checkpoint.event_payload),
+            utcnow(),
+            checkpoint.finish.due_at if checkpoint.finish is not None else None,
+        )
+        move = checkpoint.finish
+        if move is None:
+            row = await self.db.pool.fetchrow(_CHECKPOINT, *args)
+            if row is None:
+                await self._reject(self.db.pool, execution_id, None)
+            return _execution(row)
+        payload = dict(move.payload or {})
+        if move.error:
+            payload.setdefault("error", move.error)
+        row = await self.db.pool.fetchrow(
+            _CHECKPOINT_AND_MOVE,
+            *args[:6],
+            move.to.value,
+            is_terminal(move.to),
+            move.error,
+            move.error_category,
+            dict(move.result) if move.result is not None else None,
+            move.due_at,
+            [s for s in _SOURCES[move.to] if s in _ADVANCING],
+            STATUS_EVENTS[move.to].value,
+            payload,
+        )
+        if row is None:
+            await self._reject(self.db.pool, execution_id, move.to)
+        return _execution(row)
+
+    async def _reject(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        execution_id: str,
+        to: ExecutionStatus | None,
+    ) -> None:
+        """Say why nothing was written: not advancing or not ours, else an illegal move."""
+        row = await conn.fetchrow(
+            "SELECT status, worker_id FROM executions WHERE id = $1", execution_id
+        )
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+        if row["status"] not in _ADVANCING or to is None:
+            raise CheckpointRejected(execution_id, row["status"])
+        check_transition(row["status"], to)
+        raise CheckpointRejected(execution_id, row["status"])
 
     def count_by_status(self) -> dict[str, int]:
         """How many executions are in each status."""
