@@ -26,6 +26,8 @@ BENCHMARKS: dict[str, Callable[[Config], Outcome]] = {
     "dispatch_local_postgres": postgres_suite.bench_dispatch,
     "dispatch_sync_sqlite": sqlite_suite.bench_dispatch,
     "workflow_10_steps_postgres": durable_suite.bench_workflow_steps,
+    "workflow_10_steps_vs_celery": durable_suite.bench_workflow_steps_vs_celery,
+    "single_step_runs_vs_celery": durable_suite.bench_single_step_runs_vs_celery,
     "memory_streaming": memory.bench_memory,
     "ingest_growth": sqlite_suite.bench_ingest_growth,
 }

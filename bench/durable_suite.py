@@ -3,7 +3,8 @@
 Product: one 10-step no-op workflow (a checkpoint after every step), submitted and awaited.
 Baseline: the same 10 no-op steps as 10 one-step executions in a row, each submitted and
 awaited, so the ratio is what checkpointing inside one execution costs against paying a whole
-execution per step. The Celery baseline of the issue (a 10-task chain) is added separately.
+execution per step. The `*_vs_celery` benchmarks put the same product beside raw Celery on Redis
+(`bench.celery_baseline`): a 10-task chain, and 1,000 single no-op tasks.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 
 from bench import noop
+from bench.celery_baseline import celery_worker
 from bench.common import Config, postgres_database
 from bench.harness import Outcome, repeat
 from bench.postgres_suite import _db, _runtime
@@ -67,4 +69,73 @@ def bench_workflow_steps(cfg: Config) -> Outcome:
     }
     return Outcome(
         "workflow_10_steps_postgres", prod, base, higher_is_better=False, target=1.0, notes=notes
+    )
+
+
+def _ten_step_workflows_ms_per_step(rounds: int) -> float:
+    """Submit-to-completed ms per step of `rounds` 10-step workflows, one worker thread."""
+    with postgres_database() as url:
+        runtime = _runtime(url, 1)
+        runtime.registry.add(noop.noop, WORKFLOW)
+        try:
+            runtime.backend.start()
+            runtime.dispatcher.wait(runtime.dispatcher.submit(noop.NAME).id, poll=0.001)
+            start = time.perf_counter()
+            for _ in range(rounds):
+                runtime.dispatcher.wait(
+                    runtime.dispatcher.submit(WORKFLOW.name).id, timeout=30, poll=0.001
+                )
+            return (time.perf_counter() - start) * 1000 / (rounds * STEPS)
+        finally:
+            runtime.close()
+
+
+def _single_step_runs_per_second(n: int, workers: int) -> float:
+    """`n` one-step executions submitted at once, `workers` threads: completed per second."""
+    with postgres_database() as url:
+        runtime = _runtime(url, workers)
+        runtime.registry.add(noop.noop)
+        try:
+            runtime.backend.start()
+            start = time.perf_counter()
+            ids = [runtime.dispatcher.submit(noop.NAME).id for _ in range(n)]
+            for execution_id in ids:
+                done = runtime.dispatcher.wait(execution_id, timeout=120, poll=0.005)
+                if done.status.value != "completed":
+                    raise RuntimeError(f"{execution_id} ended {done.status.value}: {done.error}")
+            return n / (time.perf_counter() - start)
+        finally:
+            runtime.close()
+
+
+def bench_workflow_steps_vs_celery(cfg: Config) -> Outcome:
+    """ms per step of a 10-step workflow against a 10-task Celery chain (target: 2.5x faster)."""
+    rounds = 5 if cfg.quick else 50
+    with celery_worker(concurrency=1) as celery:
+
+        def chains() -> float:
+            return sorted(celery.chain_ms_per_step(STEPS) for _ in range(rounds))[rounds // 2]
+
+        prod, base = repeat(
+            cfg.runs, lambda: _ten_step_workflows_ms_per_step(rounds), chains, "ms/step"
+        )
+    notes = {"steps": STEPS, "rounds": rounds, "worker_threads": 1, "celery_concurrency": 1}
+    return Outcome(
+        "workflow_10_steps_vs_celery", prod, base, higher_is_better=False, target=0.4, notes=notes
+    )
+
+
+def bench_single_step_runs_vs_celery(cfg: Config) -> Outcome:
+    """1,000 one-step executions at once on 4 threads against 1,000 Celery tasks (1.7x)."""
+    n = 100 if cfg.quick else 1000
+    with celery_worker(concurrency=cfg.workers) as celery:
+        prod, base = repeat(
+            cfg.runs,
+            lambda: _single_step_runs_per_second(n, cfg.workers),
+            lambda: celery.single_runs_per_second(n),
+            "runs/s",
+        )
+    notes = {"executions": n, "worker_threads": cfg.workers, "celery_concurrency": cfg.workers}
+    return Outcome(
+        "single_step_runs_vs_celery", prod, base, higher_is_better=True, target=1.7, notes=notes
     )
