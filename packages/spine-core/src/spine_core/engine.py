@@ -16,7 +16,13 @@ from typing import Any, Protocol
 
 from spine_core.capabilities import INTRODUCED_BY, Capability
 from spine_core.context import WorkflowContext, freeze, thaw
-from spine_core.errors import ErrorCategory, InvalidParams, MissingCapability
+from spine_core.errors import (
+    ErrorCategory,
+    InvalidParams,
+    MissingCapability,
+    StorageErrorTypes,
+    storage_failure,
+)
 from spine_core.execution import utcnow
 from spine_core.quality import failed_error_gates
 from spine_core.registry import PipelineContext, Registry
@@ -223,6 +229,9 @@ class WorkflowEngine:
     durable_waits: bool = False
     """True under the runner: a wait step returns at once and the runner queues the execution
     until its due time, so no thread sleeps; False sleeps here (in-process `run`)."""
+    storage_errors: StorageErrorTypes = ()
+    """The tier's driver exceptions: a step that raises one fails as INFRASTRUCTURE, with the
+    driver's text in the log only."""
 
     def check(self, workflow: Workflow) -> None:
         """Capabilities and pipeline references, before any step runs."""
@@ -296,7 +305,10 @@ class WorkflowEngine:
             result = StepResult.fail(str(exc), ErrorCategory.VALIDATION)
         except Exception as exc:
             log.exception("step %s raised", path)
-            result = StepResult.fail(f"{type(exc).__name__}: {exc}", ErrorCategory.USER_CODE)
+            if isinstance(exc, self.storage_errors):
+                result = StepResult.fail(storage_failure(exc), ErrorCategory.INFRASTRUCTURE)
+            else:
+                result = StepResult.fail(f"{type(exc).__name__}: {exc}", ErrorCategory.USER_CODE)
         step_run = StepRun(
             path, step.kind, result, started_at, utcnow(), (time.perf_counter() - t0) * 1000
         )

@@ -97,3 +97,21 @@ class WorkflowDefinitionError(SpineError):
 
 class ConfigurationError(SpineError):
     """Settings are missing or inconsistent (bad database URL, unknown tier)."""
+
+
+StorageErrorTypes = tuple[type[BaseException], ...]
+"""The exception types of a tier's database driver; the tier names them, core imports none."""
+
+
+def storage_failure(exc: BaseException) -> str:
+    """What a user sees for a driver error: its type only, since its text quotes rows and keys."""
+    return f"database error ({type(exc).__name__}); see the worker log, or run again with --debug"
+
+
+def unknown_here(exc: UnknownPipeline) -> str:
+    """Why a worker cannot run an execution that the submitting process knew how to run."""
+    return (
+        f"this worker has no pipeline or workflow {exc.name!r}; register it in the worker's "
+        "process too (a `spine.pipelines` entry point of an installed package, or "
+        "SPINE_PIPELINE_MODULES=module:function), then submit it again"
+    )

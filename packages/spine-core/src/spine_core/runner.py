@@ -25,7 +25,14 @@ from spine_core.engine import (
     retry_policy,
     wait_until,
 )
-from spine_core.errors import ErrorCategory, IllegalTransition
+from spine_core.errors import (
+    ErrorCategory,
+    IllegalTransition,
+    StorageErrorTypes,
+    UnknownPipeline,
+    storage_failure,
+    unknown_here,
+)
 from spine_core.events import EventType
 from spine_core.execution import Execution, utcnow
 from spine_core.ports import CheckpointStore, LedgerStore
@@ -55,6 +62,8 @@ class ExecutionRunner:
     resources: Resources = field(default_factory=Resources)
     observers: ObserverFactory = lambda execution: ()
     checkpoints: CheckpointStore | None = None
+    storage_errors: StorageErrorTypes = ()
+    """The tier's driver exceptions, which users see by type only (see `storage_failure`)."""
 
     def __post_init__(self) -> None:
         if self.checkpoints is None:
@@ -85,17 +94,23 @@ class ExecutionRunner:
                 resources=self.resources,
                 observers=tuple(self.observers(execution)),
                 durable_waits=True,
+                storage_errors=self.storage_errors,
             )
             engine.check(workflow)
             assert self.checkpoints is not None
             state = self.checkpoints.load_run_state(execution_id) or RunState(
                 workflow.name, workflow.version
             )
+        except UnknownPipeline as exc:
+            log.error("execution %s: %s", execution_id, exc)
+            return self._finish_failed(execution_id, unknown_here(exc), ErrorCategory.VALIDATION)
         except Exception as exc:
             log.exception("execution %s could not run", execution_id)
-            return self._finish_failed(
-                execution_id, f"{type(exc).__name__}: {exc}", ErrorCategory.INTERNAL
-            )
+            if isinstance(exc, self.storage_errors):
+                error, category = storage_failure(exc), ErrorCategory.INFRASTRUCTURE
+            else:
+                error, category = f"{type(exc).__name__}: {exc}", ErrorCategory.INTERNAL
+            return self._finish_failed(execution_id, error, category)
         try:
             return self._steps(engine, workflow, execution, state)
         except CheckpointRejected as exc:

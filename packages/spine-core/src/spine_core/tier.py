@@ -16,7 +16,7 @@ from typing import Any
 from spine_core.backend import Backend
 from spine_core.capabilities import Capability
 from spine_core.dispatcher import Dispatcher
-from spine_core.errors import ConfigurationError, install_command
+from spine_core.errors import ConfigurationError, StorageErrorTypes, install_command
 from spine_core.ports import LedgerStore
 from spine_core.registry import Registry, load_pipeline_modules
 from spine_core.resources import Resources
@@ -86,6 +86,9 @@ class Tier:
     extend_api: Callable[[Any], None] | None = None
     """Mounts the tier's API routes (the app is passed); applied in rank order, before the 501
     answers for endpoints that no installed tier up to the active one serves."""
+    storage_errors: Callable[[], StorageErrorTypes] = lambda: ()
+    """Its database driver's exception types, which runs and commands show by type only
+    (see `storage_failure`); a function, so that loading the tier imports no driver."""
 
     def open_runtime(self, settings: Settings | None = None) -> Runtime:
         """Build a runtime from `settings`, or from the environment."""
@@ -118,6 +121,7 @@ def assemble_runtime(
         tier=tier.name,
         resources=resources,
         observers=observers or (lambda execution: ()),
+        storage_errors=tier.storage_errors(),
     )
     backend = make_backend(runner)
     dispatcher = Dispatcher(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spine_core.capabilities import capabilities_up_to
 from spine_core.tier import Runtime, Settings, Tier
-from spine_intermediate.tier import DEFAULT_DATABASE_URL
+from spine_intermediate.tier import DEFAULT_DATABASE_URL, storage_errors
 
 DISTRIBUTION = "market-spine-advanced"
 
@@ -37,5 +37,6 @@ TIER = Tier(
     open=open_runtime,
     extend_cli=_extend_cli,
     extend_api=_extend_api,
+    storage_errors=storage_errors,
 )
 """The advanced tier, as `spine.tiers` entry point `advanced`."""

@@ -5,6 +5,7 @@ Registered under the `spine.tiers` entry-point group as `basic = spine_basic.tie
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,5 +84,6 @@ TIER = Tier(
     default_database_url=DEFAULT_DATABASE_URL,
     open=open_runtime,
     extend_cli=None,
+    storage_errors=lambda: (sqlite3.Error,),
 )
 """The basic tier, as `spine.tiers` entry point `basic`."""

@@ -16,6 +16,13 @@ def open_runtime(settings: Settings) -> Runtime:
     return build_runtime(TIER, settings)
 
 
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """The asyncpg exceptions, imported only when a runtime or an error needs them."""
+    from spine_intermediate.pg.connect import STORAGE_ERRORS
+
+    return STORAGE_ERRORS
+
+
 def _extend_cli(group: object) -> None:
     from spine_intermediate.cli import extend_cli
 
@@ -30,5 +37,6 @@ TIER = Tier(
     default_database_url=DEFAULT_DATABASE_URL,
     open=open_runtime,
     extend_cli=_extend_cli,
+    storage_errors=storage_errors,
 )
 """The intermediate tier, as `spine.tiers` entry point `intermediate`."""

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from spine_core.errors import SpineError
+from spine_core.errors import SpineError, storage_failure
 from spine_core.tier import DATABASE_URL_ENV, TIER_ENV, Runtime, Settings, Tier, active_tier
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -171,9 +171,19 @@ def cli_errors(debug: bool | None = None) -> Iterator[None]:
         if is_debug() if debug is None else debug:
             traceback.print_exc(file=sys.stderr)
             echo_error(f"{type(exc).__name__}: {exc}")
+        elif _is_storage_error(exc):
+            echo_error(storage_failure(exc))
         else:
             echo_error(f"{type(exc).__name__}: {exc} (use --debug for the traceback)")
         raise click.exceptions.Exit(1) from None
+
+
+def _is_storage_error(exc: Exception) -> bool:
+    """Whether the active tier's database driver raised `exc` (its text quotes keys and rows)."""
+    try:
+        return isinstance(exc, current_tier().storage_errors())
+    except SpineError:
+        return False
 
 
 def run_cli_errors(fn: F) -> F:

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 DEFAULT_POOL_MIN = 1
 DEFAULT_POOL_MAX = 10
 CONNECT_TIMEOUT = 5.0
+STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
+"""asyncpg's own exceptions: their text quotes keys and values, so users see only the type."""
 
 
 def redact_url(url: str) -> str:
