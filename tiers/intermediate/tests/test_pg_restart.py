@@ -47,14 +47,34 @@ def _wait_for(predicate, timeout, what):
         time.sleep(0.05)
 
 
+def _runtime(url, workers):
+    options = {
+        "pipeline_modules": "spine_intermediate.testing:register_test_pipelines",
+        "workers": str(workers),
+        "lease_seconds": str(LEASE_SECONDS),
+    }
+    return build_runtime(TIER, Settings(url, options))
+
+
+def _ended(rt, execution_id) -> bool:
+    try:
+        status = rt.store.get_execution(execution_id).status
+    except Exception:
+        return False  # the reading side reconnects too; a failed read is retried
+    return status in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
+
+
+def _hand_backs(rt, execution_id):
+    return [
+        e
+        for e in rt.store.list_events(execution_id)
+        if e.event_type is EventType.QUEUED and e.payload.get("reason") == "connection lost"
+    ]
+
+
 def test_a_restart_mid_run_hands_the_execution_back_and_it_completes(own_postgres, tmp_path):
     with temporary_database(admin=own_postgres.url) as url:
-        options = {
-            "pipeline_modules": "spine_intermediate.testing:register_test_pipelines",
-            "workers": "1",
-            "lease_seconds": str(LEASE_SECONDS),
-        }
-        rt = build_runtime(TIER, Settings(url, options))
+        rt = _runtime(url, workers=1)
         try:
             rt.backend.start()
             execution = rt.dispatcher.submit("test.counted", {"dir": str(tmp_path), "pause": 0.5})
@@ -65,15 +85,7 @@ def test_a_restart_mid_run_hands_the_execution_back_and_it_completes(own_postgre
             own_postgres.stop()
             time.sleep(1.0)
             own_postgres.start()
-
-            def ended() -> bool:
-                try:
-                    status = rt.store.get_execution(execution.id).status
-                except Exception:
-                    return False  # the API side reconnects too; a failed read is retried
-                return status in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
-
-            _wait_for(ended, 20, "the execution to end after the restart")
+            _wait_for(lambda: _ended(rt, execution.id), 20, "the execution to end")
             assert time.monotonic() - restarted_at < LEASE_SECONDS / 2
             row = rt.store.get_execution(execution.id)
             assert row.status is ExecutionStatus.COMPLETED, (row.error, row.error_category)
@@ -88,5 +100,32 @@ def test_a_restart_mid_run_hands_the_execution_back_and_it_completes(own_postgre
             # ran once.
             assert step_calls(tmp_path).count("one") == 1, step_calls(tmp_path)
             assert step_calls(tmp_path)[-1] == "four"
+        finally:
+            rt.close()
+
+
+def test_a_fast_restart_under_load_leaves_no_execution_running(own_postgres, tmp_path):
+    """`pg_ctl restart -m fast` while two workers run short steps: every run completes."""
+    with temporary_database(admin=own_postgres.url) as url:
+        rt = _runtime(url, workers=2)
+        try:
+            rt.backend.start()
+            folders = [tmp_path / str(n) for n in range(4)]
+            ids = []
+            for folder in folders:
+                folder.mkdir()
+                params = {"dir": str(folder), "pause": 0.01}
+                ids.append(rt.dispatcher.submit("test.counted", params).id)
+            _wait_for(lambda: any(step_calls(f) for f in folders), 10, "a run to start")
+            restarted_at = time.monotonic()
+            own_postgres.restart()
+            _wait_for(lambda: all(_ended(rt, i) for i in ids), 20, "every run to end")
+            assert time.monotonic() - restarted_at < LEASE_SECONDS / 2
+            for execution_id, folder in zip(ids, folders, strict=True):
+                row = rt.store.get_execution(execution_id)
+                assert row.status is ExecutionStatus.COMPLETED, (row.error, row.error_category)
+                # Only an interrupted step runs again: one extra run per hand-back at most.
+                calls = step_calls(folder)
+                assert 4 <= len(calls) <= 4 + len(_hand_backs(rt, execution_id)), calls
         finally:
             rt.close()

@@ -189,6 +189,9 @@ class PgDatabase:
             asyncpg.exceptions.ConnectionDoesNotExistError,
             asyncpg.exceptions.CannotConnectNowError,
             asyncpg.exceptions.AdminShutdownError,
+            # A pooled connection the server closed while it sat idle (a restart) fails its
+            # next query with "cannot switch to state N; another operation is in progress".
+            asyncpg.exceptions.InternalClientError,
         ) as exc:
             raise unreachable(self.url, exc) from None
 
