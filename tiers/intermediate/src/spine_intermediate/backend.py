@@ -17,6 +17,7 @@ from spine_core.execution import Execution, Lane, utcnow
 from spine_core.ports import LedgerStore
 from spine_core.runner import ExecutionRunner
 from spine_core.status import ExecutionStatus
+from spine_intermediate.pg.connect import DatabaseUnreachable
 from spine_intermediate.workers import WorkerLedger
 
 log = logging.getLogger(__name__)
@@ -221,12 +222,44 @@ class LocalBackend:
             log.warning(
                 "execution %s was handed back while running; its result is dropped", execution_id
             )
+        except DatabaseUnreachable as exc:
+            log.warning("execution %s dropped: %s", execution_id, exc)
+            self._hand_back_when_reachable(execution_id, str(exc))
         except Exception:
             log.exception("worker failed while running execution %s", execution_id)
         finally:
             with self._lock:
                 self._in_flight.pop(execution_id, None)
         return None
+
+    def _hand_back_when_reachable(self, execution_id: str, error: str) -> None:
+        """Requeue an execution whose run lost the database, as soon as the database answers.
+
+        Handing back rather than failing it: every finished step is checkpointed, so the next
+        claim resumes at the step that was interrupted, and nothing completed runs again. If
+        the backend stops first, the lease reaper requeues it later.
+        """
+        delay = self.poll_interval
+        while not self._stopping.is_set():
+            try:
+                self.store.transition(
+                    execution_id,
+                    ExecutionStatus.QUEUED,
+                    payload={
+                        "reason": "connection lost",
+                        "error": error,
+                        "worker_id": self.worker_id,
+                    },
+                )
+            except DatabaseUnreachable:
+                self._stopping.wait(delay)
+                delay = min(delay * 2, self.max_poll_interval)
+                continue
+            except (IllegalTransition, ExecutionNotFound):
+                return  # its last write landed after all, or someone else moved it
+            log.warning("execution %s handed back to the queue (connection lost)", execution_id)
+            self.wake()
+            return
 
     def _work(self, thread_id: str) -> None:
         delay = self.poll_interval

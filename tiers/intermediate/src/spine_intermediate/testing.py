@@ -7,10 +7,14 @@ they fail.
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -79,14 +83,18 @@ def require_postgres() -> None:
 
 
 @contextmanager
-def temporary_database(*, migrated: bool = True) -> Iterator[str]:
-    """Create `spine_test_<random>`, optionally migrate it, yield its URL, drop it."""
+def temporary_database(*, migrated: bool = True, admin: str | None = None) -> Iterator[str]:
+    """Create `spine_test_<random>`, optionally migrate it, yield its URL, drop it.
+
+    `admin` is the server's admin URL, by default the shared test server's.
+    """
+    admin = admin or admin_url()
     name = f"spine_test_{uuid.uuid4().hex[:12]}"
-    url = with_database(admin_url(), name)
+    url = with_database(admin, name)
     bridge = AsyncBridge("spine-test-admin")
 
     async def create() -> None:
-        conn = await asyncpg.connect(dsn=admin_url(), timeout=5)
+        conn = await asyncpg.connect(dsn=admin, timeout=5)
         try:
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
@@ -99,7 +107,7 @@ def temporary_database(*, migrated: bool = True) -> Iterator[str]:
                 await db.close()
 
     async def drop() -> None:
-        conn = await asyncpg.connect(dsn=admin_url(), timeout=5)
+        conn = await asyncpg.connect(dsn=admin, timeout=5)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
@@ -120,6 +128,74 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def postgres_bin(program: str) -> str | None:
+    """The path of a PostgreSQL server program (`initdb`, `pg_ctl`), if one is installed."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"))
+    return found[-1] if found else shutil.which(program)
+
+
+class OwnPostgres:
+    """A private PostgreSQL server in a temporary folder, for tests that must restart one.
+
+    It listens on a free port on 127.0.0.1 with trust auth, so the shared server is never
+    touched. initdb refuses to run as root, so as root the server runs as `postgres`.
+    """
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            raise FileNotFoundError("initdb/pg_ctl not found under /usr/lib/postgresql/*/bin")
+        self.initdb, self.pg_ctl = initdb, pg_ctl
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.folder = Path(tempfile.mkdtemp(prefix="spine-own-pg-"))
+        self.data = self.folder / "data"
+
+    def _run(self, *argv: str) -> None:
+        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run(
+            [*as_user, *argv], capture_output=True, text=True, timeout=60, check=False
+        )
+        if done.returncode != 0:
+            log = self.folder / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{argv[0]} failed: {done.stderr.strip()}\n{tail}")
+
+    def _ctl(self, *action: str) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
+        log = str(self.folder / "server.log")
+        self._run(self.pg_ctl, "-D", str(self.data), "-l", log, "-o", options, "-w", *action)
+
+    def __enter__(self) -> OwnPostgres:
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        try:
+            self._run(self.initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres")
+            self.start()
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        return self
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        self._ctl("start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`fast`: every open connection is dropped)."""
+        self._run(self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def restart(self) -> None:
+        """Fast restart: every open connection is dropped."""
+        self._ctl("-m", "fast", "restart")
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class ServerThread:
@@ -219,13 +295,15 @@ class CountedParams(BaseModel):
     dir: str
     kill_in: str | None = None
     fail_in: str | None = None
+    pause: float = 0.0
 
 
 def _counted_step(name: str) -> Step:
     """Appends its name to `dir/calls.txt` (one line per run), so tests count runs per step.
 
     In `kill_in` it SIGKILLs its own worker process on its first run; in `fail_in` it raises
-    `ConnectionError` on its first run.
+    `ConnectionError` on its first run. Each run takes `pause` seconds, so a test can act
+    while the workflow is mid-run.
     """
 
     def body(ctx: Any) -> dict[str, str]:
@@ -234,6 +312,7 @@ def _counted_step(name: str) -> Step:
             calls.write(name + "\n")
         first = not (folder / f"{name}.once").exists()
         (folder / f"{name}.once").touch()
+        time.sleep(ctx.params.get("pause", 0.0))
         if first and ctx.params.get("kill_in") == name:
             os.kill(os.getpid(), signal.SIGKILL)
         if first and ctx.params.get("fail_in") == name:

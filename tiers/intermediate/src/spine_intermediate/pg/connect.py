@@ -72,12 +72,20 @@ def _scrub(message: str, url: str) -> str:
     return message
 
 
-def unreachable(url: str, exc: BaseException) -> ConfigurationError:
+class DatabaseUnreachable(ConfigurationError):
+    """The server cannot be reached or dropped the connection (down, restarting, network).
+
+    A `ConfigurationError` to the CLI and the API; the worker tells it apart from a bug, since
+    the work it interrupts can be handed back once the server answers again.
+    """
+
+
+def unreachable(url: str, exc: BaseException) -> DatabaseUnreachable:
     """The error for a server that cannot be reached; never includes the password."""
     reason = _scrub(str(exc) or type(exc).__name__, url)
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         reason += "; create it with: spine db init"
-    return ConfigurationError(f"cannot reach PostgreSQL at {describe_target(url)}: {reason}")
+    return DatabaseUnreachable(f"cannot reach PostgreSQL at {describe_target(url)}: {reason}")
 
 
 def check_url(url: str) -> None:
@@ -182,6 +190,10 @@ class PgDatabase:
             OSError,
             asyncpg.exceptions.ConnectionDoesNotExistError,
             asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.AdminShutdownError,
+            # A pooled connection the server closed while it sat idle (a restart) fails its
+            # next query with "cannot switch to state N; another operation is in progress".
+            asyncpg.exceptions.InternalClientError,
         ) as exc:
             raise unreachable(self.url, exc) from None
 
