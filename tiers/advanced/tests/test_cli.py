@@ -38,3 +38,25 @@ def test_cancel_errors_are_one_line(advanced_pg_url):
     unknown = spine("events", "nope", db=advanced_pg_url, ok=False)
     assert unknown.exit_code == 1
     assert unknown.output.strip() == "error: no execution with id 'nope'"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("workflow", "expected_calls"),
+    [("test.retried", ["one", "two", "two", "two", "three"]), ("test.waits", ["one", "two"])],
+)
+def test_spine_run_waits_through_retries_and_durable_waits(
+    advanced_pg_url, tmp_path, monkeypatch, workflow, expected_calls
+):
+    """`spine run` returns when the run has ended, not when it first goes back to the queue.
+
+    A retry's backoff and a `Step.wait` put the execution back in the queue with a due time;
+    the command's own thread claims it again when it is due.
+    """
+    monkeypatch.setenv(
+        "SPINE_PIPELINE_MODULES", "spine_intermediate.testing:register_test_pipelines"
+    )
+    out = spine("run", workflow, "-p", f"dir={tmp_path}", "--json", db=advanced_pg_url).output
+    execution = json.loads(out)
+    assert execution["status"] == "completed", execution
+    assert (tmp_path / "calls.txt").read_text().split() == expected_calls

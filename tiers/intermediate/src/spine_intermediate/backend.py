@@ -16,7 +16,7 @@ from spine_core.errors import ExecutionNotFound, IllegalTransition
 from spine_core.execution import Execution, Lane, utcnow
 from spine_core.ports import LedgerStore
 from spine_core.runner import ExecutionRunner
-from spine_core.status import ExecutionStatus
+from spine_core.status import ExecutionStatus, is_terminal
 from spine_intermediate.pg.connect import DatabaseUnreachable
 from spine_intermediate.workers import WorkerLedger
 
@@ -186,25 +186,25 @@ class LocalBackend:
     # -- running ----------------------------------------------------------------------------
 
     def run_now(self, execution_id: str, *, timeout: float | None = None) -> Execution | None:
-        """Claim this one execution and run it in the calling thread (`spine run`).
+        """Advance this one execution in the calling thread until it ends (`spine run`).
 
-        If another worker already claimed it, wait for that worker to finish it. Returns the
-        final row when this thread ran it, else None.
+        A retry's backoff or a `Step.wait` puts it back in the queue with a due time: this
+        thread claims it again once it is due, so the command returns only when the run has
+        ended. If another worker holds it, wait for that worker. Returns the final row when this
+        thread ended it, else None.
         """
         thread_id = f"{self.worker_id}/inline"
-        if self.workers is not None:
-            execution = self.workers.claim(execution_id, thread_id)
-            if execution is not None:
-                return self._run_claimed(execution, thread_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = self.store.get_execution(execution_id).status
-            if status not in (
-                ExecutionStatus.QUEUED,
-                ExecutionStatus.RUNNING,
-                ExecutionStatus.PENDING,
-                ExecutionStatus.CANCELLING,
-            ):
+            if self.workers is not None:
+                execution = self.workers.claim(execution_id, thread_id)
+                if execution is not None:
+                    advanced = self._run_claimed(execution, thread_id)
+                    if advanced is not None and is_terminal(advanced.status):
+                        return advanced
+                    continue
+            current = self.store.get_execution(execution_id)
+            if is_terminal(current.status):
                 return None
             if deadline is not None and time.monotonic() > deadline:
                 return None
