@@ -29,37 +29,12 @@ def bench_workflow_steps(cfg: Config) -> Outcome:
     rounds = 5 if cfg.quick else 50
     ledger_ms: list[float] = []
 
-    def measure(submit_all: bool) -> float:
-        with postgres_database() as url:
-            runtime = _runtime(url, 1)
-            runtime.registry.add(noop.noop, WORKFLOW)
-            try:
-                runtime.backend.start()
-                runtime.dispatcher.wait(runtime.dispatcher.submit(noop.NAME).id, poll=0.001)
-                start = time.perf_counter()
-                for _ in range(rounds):
-                    names = [WORKFLOW.name] if submit_all else [noop.NAME] * STEPS
-                    for name in names:
-                        done = runtime.dispatcher.wait(
-                            runtime.dispatcher.submit(name).id, timeout=30, poll=0.001
-                        )
-                        if done.status.value != "completed":
-                            raise RuntimeError(f"{name} ended {done.status.value}: {done.error}")
-                elapsed = time.perf_counter() - start
-                if submit_all:
-                    rows = _db(runtime).call(
-                        _db(runtime).pool.fetch(
-                            "SELECT EXTRACT(EPOCH FROM finished_at - started_at) AS s "
-                            "FROM executions WHERE name = $1",
-                            WORKFLOW.name,
-                        )
-                    )
-                    ledger_ms.extend(float(r["s"]) * 1000 / STEPS for r in rows)
-            finally:
-                runtime.close()
-        return elapsed * 1000 / (rounds * STEPS)
-
-    prod, base = repeat(cfg.runs, lambda: measure(True), lambda: measure(False), "ms/step")
+    prod, base = repeat(
+        cfg.runs,
+        lambda: _ms_per_step(rounds, submit_all=True, ledger_ms=ledger_ms),
+        lambda: _ms_per_step(rounds, submit_all=False),
+        "ms/step",
+    )
     notes = {
         "steps": STEPS,
         "workflows_per_run": rounds,
@@ -72,8 +47,9 @@ def bench_workflow_steps(cfg: Config) -> Outcome:
     )
 
 
-def _ten_step_workflows_ms_per_step(rounds: int) -> float:
-    """Submit-to-completed ms per step of `rounds` 10-step workflows, one worker thread."""
+def _ms_per_step(rounds: int, *, submit_all: bool, ledger_ms: list[float] | None = None) -> float:
+    """Submit-to-completed ms per step, one worker thread: 10-step workflows, or as many
+    one-step executions; with `ledger_ms`, the ledger's started-to-finished ms per step too."""
     with postgres_database() as url:
         runtime = _runtime(url, 1)
         runtime.registry.add(noop.noop, WORKFLOW)
@@ -82,12 +58,26 @@ def _ten_step_workflows_ms_per_step(rounds: int) -> float:
             runtime.dispatcher.wait(runtime.dispatcher.submit(noop.NAME).id, poll=0.001)
             start = time.perf_counter()
             for _ in range(rounds):
-                runtime.dispatcher.wait(
-                    runtime.dispatcher.submit(WORKFLOW.name).id, timeout=30, poll=0.001
+                names = [WORKFLOW.name] if submit_all else [noop.NAME] * STEPS
+                for name in names:
+                    done = runtime.dispatcher.wait(
+                        runtime.dispatcher.submit(name).id, timeout=30, poll=0.001
+                    )
+                    if done.status.value != "completed":
+                        raise RuntimeError(f"{name} ended {done.status.value}: {done.error}")
+            elapsed = time.perf_counter() - start
+            if submit_all and ledger_ms is not None:
+                rows = _db(runtime).call(
+                    _db(runtime).pool.fetch(
+                        "SELECT EXTRACT(EPOCH FROM finished_at - started_at) AS s "
+                        "FROM executions WHERE name = $1",
+                        WORKFLOW.name,
+                    )
                 )
-            return (time.perf_counter() - start) * 1000 / (rounds * STEPS)
+                ledger_ms.extend(float(r["s"]) * 1000 / STEPS for r in rows)
         finally:
             runtime.close()
+    return elapsed * 1000 / (rounds * STEPS)
 
 
 def _single_step_runs_per_second(n: int, workers: int) -> float:
@@ -117,7 +107,7 @@ def bench_workflow_steps_vs_celery(cfg: Config) -> Outcome:
             return sorted(celery.chain_ms_per_step(STEPS) for _ in range(rounds))[rounds // 2]
 
         prod, base = repeat(
-            cfg.runs, lambda: _ten_step_workflows_ms_per_step(rounds), chains, "ms/step"
+            cfg.runs, lambda: _ms_per_step(rounds, submit_all=True), chains, "ms/step"
         )
     notes = {"steps": STEPS, "rounds": rounds, "worker_threads": 1, "celery_concurrency": 1}
     return Outcome(
