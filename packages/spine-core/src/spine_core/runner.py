@@ -64,6 +64,10 @@ class ExecutionRunner:
     checkpoints: CheckpointStore | None = None
     storage_errors: StorageErrorTypes = ()
     """The tier's driver exceptions, which users see by type only (see `storage_failure`)."""
+    on_queued: Callable[[Execution], None] = lambda execution: None
+    """Told of every execution this runner queued for someone else to run (a map's children,
+    a parent its last child woke), with its `due_at`. A backend whose workers claim from the
+    ledger needs nothing here; one that carries work in messages (Celery) sends one."""
 
     def __post_init__(self) -> None:
         if self.checkpoints is None:
