@@ -10,6 +10,7 @@ from spine_core.memory import InMemoryLedgerStore
 from spine_core.testing import (
     BackendConformance,
     CheckpointStoreConformance,
+    FanOutStoreConformance,
     LedgerStoreConformance,
 )
 
@@ -52,3 +53,9 @@ class TestProcessLocalCheckpoints(CheckpointStoreConformance):
     @pytest.fixture
     def checkpoints(self, ledger):
         return LocalCheckpointStore(ledger)
+
+
+class TestInMemoryFanOut(FanOutStoreConformance):
+    @pytest.fixture
+    def ledger(self):
+        return InMemoryLedgerStore()

@@ -20,7 +20,7 @@ from spine_core.errors import (
 from spine_core.events import ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, TriggerSource
 from spine_core.notifications import FALLBACK_POLL_SECONDS, LedgerNotifications
-from spine_core.ports import LedgerStore
+from spine_core.ports import FanOutStore, LedgerStore
 from spine_core.registry import Registry
 from spine_core.status import ExecutionStatus, is_terminal
 
@@ -127,10 +127,16 @@ class Dispatcher:
         return self.store.list_events(execution_id)
 
     def cancel(self, execution_id: str) -> Execution:
-        """Cancel at once if not started; ask a running one to stop between steps."""
+        """Cancel at once if not started; ask a running one to stop between steps.
+
+        A map's or sub-workflow's children go with their parent, and a child cancelled on its
+        own tells its waiting parent, as a child that ended any other way would.
+        """
         execution = self.store.get_execution(execution_id)
         if execution.status in (ExecutionStatus.PENDING, ExecutionStatus.QUEUED):
-            return self.store.transition(execution_id, ExecutionStatus.CANCELLED)
+            cancelled = self.store.transition(execution_id, ExecutionStatus.CANCELLED)
+            self._cancel_family(cancelled)
+            return cancelled
         if execution.status is ExecutionStatus.RUNNING:
             if Capability.CANCEL not in self.capabilities:
                 raise MissingCapability(
@@ -138,10 +144,25 @@ class Dispatcher:
                 )
             execution = self.store.transition(execution_id, ExecutionStatus.CANCELLING)
             self.backend.cancel(execution_id)
+            self._cancel_family(execution)
             return execution
         if execution.status is ExecutionStatus.CANCELLING:
             return execution
         raise IllegalTransition(execution.status.value, ExecutionStatus.CANCELLED.value)
+
+    def _cancel_family(self, execution: Execution) -> None:
+        if not isinstance(self.store, FanOutStore):
+            return
+        if execution.status is ExecutionStatus.CANCELLED and execution.parent_execution_id:
+            news = self.store.child_finished(execution.id)
+            for queued in (*news.released, *([news.woken] if news.woken else [])):
+                self.backend.submit(queued.id)
+        parents = [execution.id]
+        while parents:
+            for child in self.store.cancel_children(parents.pop()):
+                if child.status is ExecutionStatus.CANCELLING:
+                    self.backend.cancel(child.id)
+                parents.append(child.id)
 
     def _fail_unsubmitted(self, execution_id: str, exc: Exception) -> None:
         """A backend that refused the work must not leave the row pending forever."""

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from spine_core.capabilities import INTRODUCED_BY, Capability
 from spine_core.context import WorkflowContext, freeze, thaw
+from spine_core.durable.children import AwaitChildren
 from spine_core.errors import (
     ErrorCategory,
     InvalidParams,
@@ -232,6 +233,9 @@ class WorkflowEngine:
     storage_errors: StorageErrorTypes = ()
     """The tier's driver exceptions: a step that raises one fails as INFRASTRUCTURE, with the
     driver's text in the log only."""
+    children: Callable[[Step, WorkflowContext], StepResult] | None = None
+    """Runs top-level map and sub-workflow steps as child executions (the runner's); it
+    raises `AwaitChildren` while they run. None runs them here, in this process."""
 
     def check(self, workflow: Workflow) -> None:
         """Capabilities and pipeline references, before any step runs."""
@@ -303,6 +307,8 @@ class WorkflowEngine:
             result = self._apply_gates(step, result, ctx)
         except InvalidParams as exc:
             result = StepResult.fail(str(exc), ErrorCategory.VALIDATION)
+        except AwaitChildren:
+            raise
         except Exception as exc:
             log.exception("step %s raised", path)
             if isinstance(exc, self.storage_errors):
@@ -411,6 +417,8 @@ class WorkflowEngine:
         self, step: Step, path: str, ctx: WorkflowContext, run_id: str, runs: list[StepRun]
     ) -> StepResult:
         assert step.items is not None and step.body is not None
+        if self.children is not None and path == step.name:
+            return self.children(step, ctx)
         items = list(step.items(ctx) if callable(step.items) else step.items)
         body = step.body
 
@@ -461,6 +469,8 @@ class WorkflowEngine:
         self, step: Step, path: str, ctx: WorkflowContext, run_id: str, _: Any
     ) -> StepResult:
         assert step.sub_workflow is not None
+        if self.children is not None and path == step.name:
+            return self.children(step, ctx)
         sub = (
             self.registry.get_workflow(step.sub_workflow)
             if isinstance(step.sub_workflow, str)

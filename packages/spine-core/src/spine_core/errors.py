@@ -38,6 +38,20 @@ class UnknownPipeline(SpineError):
         self.name = name
 
 
+class UnknownWorkflowVersion(UnknownPipeline):
+    """An execution is pinned to a version of its workflow that is not registered here."""
+
+    def __init__(self, name: str, version: int, known: list[int]) -> None:
+        SpineError.__init__(
+            self,
+            f"workflow {name!r} version {version} is not registered (registered: "
+            f"{', '.join(map(str, sorted(known))) or 'none'}); an execution that started on "
+            f"version {version} never runs another version",
+        )
+        self.name = name
+        self.version = version
+
+
 class InvalidParams(SpineError):
     """Parameters failed validation; `errors` names each bad field."""
 
@@ -110,6 +124,8 @@ def storage_failure(exc: BaseException) -> str:
 
 def unknown_here(exc: UnknownPipeline) -> str:
     """Why a worker cannot run an execution that the submitting process knew how to run."""
+    if isinstance(exc, UnknownWorkflowVersion):
+        return str(exc)
     return (
         f"this worker has no pipeline or workflow {exc.name!r}; register it in the worker's "
         "process too (a `spine.pipelines` entry point of an installed package, or "

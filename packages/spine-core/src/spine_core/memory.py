@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from spine_core.durable.children import ChildNews, ChildWait, FanOut, wake_decision
 from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
@@ -23,7 +24,7 @@ _ADVANCING = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 
 class InMemoryLedgerStore:
-    """`LedgerStore`, `RunHistoryStore` and `CheckpointStore` over dicts, under one lock."""
+    """Every core store port (ledger, history, checkpoints, fan-out) over dicts, one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -231,6 +232,75 @@ class InMemoryLedgerStore:
             if move.due_at is not None:
                 moved = self._executions[execution_id] = replace(moved, due_at=move.due_at)
             return moved
+
+    def await_children(self, parent_id: str, wait: ChildWait) -> tuple[Execution, list[Execution]]:
+        """State, children, the parent's move to queued and the first releases, under one lock."""
+        with self._lock:
+            row = self.get_execution(parent_id)
+            if row.status not in _ADVANCING or row.worker_id != wait.worker_id:
+                raise CheckpointRejected(parent_id, row.status.value)
+            if row.status is ExecutionStatus.CANCELLING:
+                return row, []
+            assert wait.state.fanout is not None
+            self._states[parent_id] = wait.state.to_json()
+            for new in wait.children:
+                self.create_execution(new)
+            statuses = [c.status for c in self.list_children(parent_id)]
+            wake, _ = wake_decision(statuses, FanOut.from_dict(wait.state.fanout))
+            woken_meanwhile = row.due_at is not None
+            moved = self.transition(parent_id, ExecutionStatus.QUEUED, payload=wait.payload)
+            due = utcnow() if wake or woken_meanwhile else wait.recheck_at
+            moved = self._executions[parent_id] = replace(moved, due_at=due)
+            return moved, self._release(parent_id, wait.release)
+
+    def child_finished(self, child_id: str) -> ChildNews:
+        """Decide for the parent under the store's lock, which every sibling shares."""
+        with self._lock:
+            child = self.get_execution(child_id)
+            parent_id = child.parent_execution_id
+            if parent_id is None or parent_id not in self._executions:
+                return ChildNews()
+            parent = self._executions[parent_id]
+            state = self.load_run_state(parent_id)
+            waiting = parent.status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
+            if not waiting or state is None or state.fanout is None:
+                return ChildNews()
+            children = self.list_children(parent_id)
+            wake, release = wake_decision(
+                [c.status for c in children], FanOut.from_dict(state.fanout)
+            )
+            released = self._release(parent_id, release)
+            if not wake:
+                return ChildNews(None, released)
+            woken = self._executions[parent_id] = replace(parent, due_at=utcnow())
+        self.notifications.work_available()
+        return ChildNews(woken if woken.status is ExecutionStatus.QUEUED else None, released)
+
+    def _release(self, parent_id: str, count: int) -> list[Execution]:
+        pending = [c for c in self.list_children(parent_id) if c.status is ExecutionStatus.PENDING]
+        return [self.transition(c.id, ExecutionStatus.QUEUED) for c in pending[:count]]
+
+    def list_children(self, parent_id: str) -> list[Execution]:
+        """Oldest first: the order the parent created them in."""
+        with self._lock:
+            return sorted(
+                (e for e in self._executions.values() if e.parent_execution_id == parent_id),
+                key=lambda e: e.id,
+            )
+
+    def cancel_children(self, parent_id: str) -> list[Execution]:
+        """Each active child moved as `Dispatcher.cancel` would move it."""
+        moves = {
+            ExecutionStatus.PENDING: ExecutionStatus.CANCELLED,
+            ExecutionStatus.QUEUED: ExecutionStatus.CANCELLED,
+            ExecutionStatus.RUNNING: ExecutionStatus.CANCELLING,
+        }
+        with self._lock:
+            return [
+                self.transition(c.id, moves[c.status], payload={"reason": "parent stopped"})
+                for c in self.list_children(parent_id)
+                if c.status in moves
+            ]
 
     def count_by_status(self) -> dict[str, int]:
         """Counts per status."""

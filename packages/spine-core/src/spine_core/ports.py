@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from spine_core.durable.children import ChildNews, ChildWait
 from spine_core.durable.state import Checkpoint, RunState
 from spine_core.events import EventType, ExecutionEvent
 from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution
@@ -158,3 +159,39 @@ class CheckpointStore(Protocol):
         otherwise `CheckpointRejected` and nothing is written. Returns the row as written, so
         a cancel request reaches the worker in the answer, without a read of its own.
         """
+
+
+@runtime_checkable
+class FanOutStore(Protocol):
+    """Child executions and the parents waiting for them (map and sub-workflow steps).
+
+    The children's statuses live only in the ledger, and a parent holds no worker while it
+    waits: whoever ends a child decides, with `wake_decision`, whether to start a sibling or
+    wake the parent.
+    """
+
+    def await_children(self, parent_id: str, wait: ChildWait) -> tuple[Execution, list[Execution]]:
+        """Move the parent to waiting for its children, in one transaction.
+
+        That is: the parent's run state; `wait.children` created pending; the parent moved to
+        queued, due at `wait.recheck_at` (at once if its children already call for it, or a
+        child woke it while it ran); and up to `wait.release` pending children queued, oldest
+        first.
+
+        Only by the worker holding the parent (`CheckpointRejected` otherwise). A parent whose
+        cancel was requested is left cancelling, with nothing created. Returns the parent row
+        and the children now queued.
+        """
+
+    def child_finished(self, child_id: str) -> ChildNews:
+        """A child reached a terminal status: tell its parent, under the parent's lock.
+
+        Starts pending siblings and wakes the parent (due now) as `wake_decision` says; does
+        nothing if the child has no waiting parent.
+        """
+
+    def list_children(self, parent_id: str) -> list[Execution]:
+        """Every child of the parent, in creation (item) order."""
+
+    def cancel_children(self, parent_id: str) -> list[Execution]:
+        """Pending and queued children to cancelled, running ones to cancelling; the rows moved."""

@@ -16,6 +16,7 @@ from spine_core.errors import (
     ConfigurationError,
     InvalidParams,
     UnknownPipeline,
+    UnknownWorkflowVersion,
     WorkflowDefinitionError,
 )
 from spine_core.quality import Gate, GateResult, QualityMetrics
@@ -115,24 +116,34 @@ class Registry:
 
     def __init__(self, *, load_entry_points: bool = True) -> None:
         self._pipelines: dict[str, PipelineDef] = {}
-        self._workflows: dict[str, Workflow] = {}
+        self._workflows: dict[str, dict[int, Workflow]] = {}
+        """Every registered version of each workflow, by name then version."""
         self._pending_entry_points = load_entry_points
         self._load_lock = threading.RLock()
         self._loading = False
 
     def add(self, *items: PipelineDef | Workflow | PipelineGroup) -> None:
-        """Register pipelines, workflows or pipeline groups; a name may be taken once."""
+        """Register pipelines, workflows or pipeline groups.
+
+        A pipeline name is taken once; a workflow name once per version, so executions pinned
+        to an older version keep running it after a newer one is registered.
+        """
         from spine_core.groups import PipelineGroup
 
         for item in items:
             if isinstance(item, PipelineGroup):
                 item = item.to_workflow()
-            if item.name in self._pipelines or item.name in self._workflows:
-                raise WorkflowDefinitionError(f"{item.name!r} is already registered")
+            versions = self._workflows.get(item.name, {})
+            taken = item.name in self._pipelines or (
+                isinstance(item, PipelineDef) and bool(versions)
+            )
+            if taken or (isinstance(item, Workflow) and item.version in versions):
+                label = f" version {item.version}" if isinstance(item, Workflow) else ""
+                raise WorkflowDefinitionError(f"{item.name!r}{label} is already registered")
             if isinstance(item, PipelineDef):
                 self._pipelines[item.name] = item
             else:
-                self._workflows[item.name] = item
+                self._workflows.setdefault(item.name, {})[item.version] = item
 
     def pipeline(
         self,
@@ -174,9 +185,14 @@ class Registry:
         return dict(self._pipelines)
 
     def workflows(self) -> dict[str, Workflow]:
-        """Registered workflows by name."""
+        """Registered workflows by name, each at its latest version."""
         self._load()
-        return dict(self._workflows)
+        return {name: versions[max(versions)] for name, versions in self._workflows.items()}
+
+    def versions(self, name: str) -> list[int]:
+        """The registered versions of a workflow, oldest first."""
+        self._load()
+        return sorted(self._workflows.get(name, {}))
 
     def names(self) -> list[str]:
         """Every runnable name, sorted."""
@@ -190,23 +206,35 @@ class Registry:
             raise UnknownPipeline(name, list(self._pipelines))
         return self._pipelines[name]
 
-    def get_workflow(self, name: str) -> Workflow:
-        """The workflow called `name`."""
+    def get_workflow(self, name: str, version: int | None = None) -> Workflow:
+        """The workflow called `name`: at `version`, or the latest one."""
         self._load()
         if name not in self._workflows:
             raise UnknownPipeline(name, list(self._workflows))
-        return self._workflows[name]
+        versions = self._workflows[name]
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise UnknownWorkflowVersion(name, version, list(versions))
+        return versions[version]
 
-    def resolve(self, name: str) -> Workflow:
+    def resolve(self, name: str, version: int | None = None) -> Workflow:
         """What runs for `name`: the workflow itself, or a pipeline as a one-step workflow.
 
-        One engine runs both, so a pipeline run gets the same gates, timing and history.
+        One engine runs both, so a pipeline run gets the same gates, timing and history. A
+        `version` pins a workflow (a pipeline has only its one); a map's or sub-workflow's
+        child name (see `spine_core.durable.children`) resolves to the step it runs.
         """
+        from spine_core.durable.children import resolve_child
+
         self._load()
         if name in self._workflows:
-            return self._workflows[name]
+            return self.get_workflow(name, version)
         if name in self._pipelines:
             return Workflow(name, (Step.pipeline(name, name, retry=self._pipelines[name].retry),))
+        child = resolve_child(self, name)
+        if child is not None:
+            return child
         raise UnknownPipeline(name, self.names())
 
     def validate_params(self, name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:

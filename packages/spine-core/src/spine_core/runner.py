@@ -14,7 +14,9 @@ from datetime import timedelta
 
 from spine_core.capabilities import Capability
 from spine_core.context import WorkflowContext, thaw
+from spine_core.durable.children import AwaitChildren
 from spine_core.durable.local import LocalCheckpointStore
+from spine_core.durable.spawn import ChildSteps
 from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState, StatusMove
 from spine_core.engine import (
     RunObserver,
@@ -34,11 +36,11 @@ from spine_core.errors import (
     unknown_here,
 )
 from spine_core.events import EventType
-from spine_core.execution import Execution, utcnow
-from spine_core.ports import CheckpointStore, LedgerStore
+from spine_core.execution import Execution, TriggerSource, utcnow
+from spine_core.ports import CheckpointStore, FanOutStore, LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
-from spine_core.status import ExecutionStatus
+from spine_core.status import ExecutionStatus, is_terminal
 from spine_core.workflow import StepKind, Workflow
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ class ExecutionRunner:
     """Told of every execution this runner queued for someone else to run (a map's children,
     a parent its last child woke), with its `due_at`. A backend whose workers claim from the
     ledger needs nothing here; one that carries work in messages (Celery) sends one."""
+    fanout: FanOutStore | None = None
+    """Where map and sub-workflow steps run as child executions, each claimed by any worker.
+    None runs them in this process: an inline backend has nobody else to run children."""
 
     def __post_init__(self) -> None:
         if self.checkpoints is None:
@@ -89,8 +94,19 @@ class ExecutionRunner:
                     "execution %s is %s; not running it", execution_id, current.status.value
                 )
                 return current
+        row = self._advance(execution)
+        if self.fanout is not None and row.trigger_source is TriggerSource.WORKFLOW:
+            self._tell_parent(row)
+        return row
+
+    def _advance(self, execution: Execution) -> Execution:
+        execution_id = execution.id
         try:
-            workflow = self.registry.resolve(execution.name)
+            assert self.checkpoints is not None
+            state = self.checkpoints.load_run_state(execution_id)
+            workflow = self.registry.resolve(
+                execution.name, state.version if state is not None else None
+            )
             engine = WorkflowEngine(
                 registry=self.registry,
                 capabilities=self.capabilities,
@@ -101,10 +117,7 @@ class ExecutionRunner:
                 storage_errors=self.storage_errors,
             )
             engine.check(workflow)
-            assert self.checkpoints is not None
-            state = self.checkpoints.load_run_state(execution_id) or RunState(
-                workflow.name, workflow.version
-            )
+            state = state or RunState(workflow.name, workflow.version)
         except UnknownPipeline as exc:
             log.error("execution %s: %s", execution_id, exc)
             return self._finish_failed(execution_id, unknown_here(exc), ErrorCategory.VALIDATION)
@@ -115,14 +128,38 @@ class ExecutionRunner:
             else:
                 error, category = f"{type(exc).__name__}: {exc}", ErrorCategory.INTERNAL
             return self._finish_failed(execution_id, error, category)
+        children = None
+        if self.fanout is not None:
+            children = ChildSteps(
+                self.fanout, self.registry, workflow, execution, state, self.on_queued
+            )
+            engine.children = children
         try:
-            return self._steps(engine, workflow, execution, state)
+            return self._steps(engine, workflow, execution, state, children)
         except CheckpointRejected as exc:
             log.warning("%s; this worker stops advancing it", exc)
             return self.store.get_execution(execution_id)
+        except AwaitChildren as waiting:
+            if waiting.parent.status is ExecutionStatus.CANCELLING:
+                ctx = WorkflowContext(workflow.name, execution_id, execution.params, state.outputs)
+                return self._cancel(engine, workflow, waiting.parent, state, ctx)
+            return waiting.parent
+
+    def _tell_parent(self, child: Execution) -> None:
+        """A child that ended may start a sibling or wake its parent; they get queued."""
+        if not is_terminal(child.status) or self.fanout is None:
+            return
+        news = self.fanout.child_finished(child.id)
+        for row in (*news.released, *([news.woken] if news.woken is not None else [])):
+            self.on_queued(row)
 
     def _steps(
-        self, engine: WorkflowEngine, workflow: Workflow, execution: Execution, state: RunState
+        self,
+        engine: WorkflowEngine,
+        workflow: Workflow,
+        execution: Execution,
+        state: RunState,
+        children: ChildSteps | None,
     ) -> Execution:
         ctx = WorkflowContext(workflow.name, execution.id, execution.params, state.outputs)
         engine._notify("run_started", execution.id, workflow, ctx)
@@ -137,6 +174,8 @@ class ExecutionRunner:
         for outcome in engine.step_outcomes(workflow, ctx, execution.id, start=state.cursor):
             attempt = state.attempt
             state = self._state_after(state, outcome)
+            if children is not None:
+                children.state = state
             ctx = outcome.context
             finish = (
                 self._retry(workflow, attempt, outcome)
@@ -157,13 +196,14 @@ class ExecutionRunner:
         steps = (*state.steps, *(s.to_dict() for s in outcome.step_runs))
         if outcome.error is not None:
             # A resume runs this step again, as its next attempt.
-            return replace(state, steps=steps, attempt=state.attempt + 1)
+            return replace(state, steps=steps, attempt=state.attempt + 1, fanout=None)
         return replace(
             state,
             cursor=outcome.index + 1,
             outputs=thaw(outcome.context.outputs),
             steps=steps,
             attempt=1,
+            fanout=None,
         )
 
     def _retry(self, workflow: Workflow, attempt: int, outcome: StepOutcome) -> StatusMove | None:

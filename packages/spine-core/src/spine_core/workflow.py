@@ -56,6 +56,7 @@ class Step:
     items: Sequence[Any] | Callable[[WorkflowContext], Iterable[Any]] | None = None
     body: Step | Workflow | None = None
     max_concurrency: int = 1
+    on_failure: str = "fail"
     duration: timedelta | None = None
     until: datetime | None = None
     sub_workflow: Workflow | str | None = None
@@ -117,12 +118,28 @@ class Step:
         items: Sequence[Any] | Callable[[WorkflowContext], Iterable[Any]],
         step_or_workflow: Step | Workflow,
         max_concurrency: int = 4,
+        *,
+        on_failure: str = "fail",
     ) -> Step:
-        """Run the body once per item (param `item`); the output is the list of outputs."""
+        """Run the body once per item (param `item`); the output is the list of outputs.
+
+        Where the tier runs maps durably, each item is a child execution, at most
+        `max_concurrency` running at once. `on_failure="collect"` waits for every item and
+        puts each failure (`{"error", "status", "execution_id"}`) in its item's place.
+        """
         if max_concurrency < 1:
             raise WorkflowDefinitionError(f"step {name!r}: max_concurrency must be at least 1")
+        if on_failure not in ("fail", "collect"):
+            raise WorkflowDefinitionError(
+                f"step {name!r}: on_failure must be 'fail' or 'collect', got {on_failure!r}"
+            )
         return cls(
-            name, StepKind.MAP, items=items, body=step_or_workflow, max_concurrency=max_concurrency
+            name,
+            StepKind.MAP,
+            items=items,
+            body=step_or_workflow,
+            max_concurrency=max_concurrency,
+            on_failure=on_failure,
         )
 
     @classmethod

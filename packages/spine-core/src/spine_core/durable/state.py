@@ -39,21 +39,23 @@ class RunState:
     steps: tuple[Mapping[str, Any], ...] = ()
     attempt: int = 1
     """The attempt number of the step at `cursor` (retries and resumes count up)."""
+    fanout: Mapping[str, Any] | None = None
+    """While the step at `cursor` waits for its child executions: what it waits for (the
+    `FanOut` of `spine_core.durable.children`, as data, which stores also read)."""
 
     def to_json(self) -> str:
         """The form every store keeps; refuses values JSON cannot carry."""
-        return json.dumps(
-            {
-                "workflow": self.workflow,
-                "version": self.version,
-                "cursor": self.cursor,
-                "outputs": self.outputs,
-                "steps": list(self.steps),
-                "attempt": self.attempt,
-            },
-            allow_nan=False,
-            sort_keys=True,
-        )
+        data = {
+            "workflow": self.workflow,
+            "version": self.version,
+            "cursor": self.cursor,
+            "outputs": self.outputs,
+            "steps": list(self.steps),
+            "attempt": self.attempt,
+        }
+        if self.fanout is not None:
+            data["fanout"] = dict(self.fanout)
+        return json.dumps(data, allow_nan=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | Mapping[str, Any]) -> RunState:
@@ -66,6 +68,7 @@ class RunState:
             outputs=dict(data["outputs"]),
             steps=tuple(data["steps"]),
             attempt=int(data.get("attempt", 1)),
+            fanout=data.get("fanout"),
         )
 
     def to_dict(self) -> dict[str, Any]:
