@@ -45,7 +45,7 @@ class LedgerQueue:
 def make(registry: Registry, store: InMemoryLedgerStore | None = None):
     store = store or InMemoryLedgerStore()
     runner = ExecutionRunner(store, registry, ALL, "t", fanout=store)
-    return store, runner, Dispatcher(store, LedgerQueue(), registry, ALL, "t")
+    return store, runner, Dispatcher(store, LedgerQueue(), registry, ALL, "t", fanout=store)
 
 
 def drain(store, runner, parent_id: str, *, limit: int = 10_000) -> Execution:

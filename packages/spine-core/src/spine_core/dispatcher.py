@@ -43,6 +43,8 @@ class Dispatcher:
     tier: str
     notifications: LedgerNotifications | None = None
     """When the store announces finished executions, `wait` blocks on them instead of polling."""
+    fanout: FanOutStore | None = None
+    """Where children of map and sub-workflow steps are kept, so a cancel reaches them."""
 
     def submit(
         self,
@@ -151,15 +153,15 @@ class Dispatcher:
         raise IllegalTransition(execution.status.value, ExecutionStatus.CANCELLED.value)
 
     def _cancel_family(self, execution: Execution) -> None:
-        if not isinstance(self.store, FanOutStore):
+        if self.fanout is None:
             return
         if execution.status is ExecutionStatus.CANCELLED and execution.parent_execution_id:
-            news = self.store.child_finished(execution.id)
+            news = self.fanout.child_finished(execution.id)
             for queued in (*news.released, *([news.woken] if news.woken else [])):
                 self.backend.submit(queued.id)
         parents = [execution.id]
         while parents:
-            for child in self.store.cancel_children(parents.pop()):
+            for child in self.fanout.cancel_children(parents.pop()):
                 if child.status is ExecutionStatus.CANCELLING:
                     self.backend.cancel(child.id)
                 parents.append(child.id)

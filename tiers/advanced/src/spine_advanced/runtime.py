@@ -2,13 +2,15 @@
 
 On top it listens for the ledger's announcements (LISTEN/NOTIFY): `Dispatcher.wait` returns
 when its execution is announced finished, and idle workers wake when work is announced, with
-polling kept only as the slow fallback (`FALLBACK_POLL_SECONDS`).
+polling kept only as the slow fallback (`FALLBACK_POLL_SECONDS`). Map and sub-workflow steps
+run as child executions (`PostgresFanOut`), claimed by any worker like the rest.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from spine_advanced.pg.fanout import PostgresFanOut
 from spine_advanced.pg.listener import PgListener
 from spine_advanced.pg.migrations import require_all_current
 from spine_core.notifications import FALLBACK_POLL_SECONDS, NotificationHub
@@ -31,6 +33,8 @@ def build_runtime(tier: Tier, settings: Settings) -> Runtime:
     runtime.on_close.insert(0, listener.close)
     runtime.extras["listener"] = listener
     runtime.dispatcher.notifications = hub
+    fanout = PostgresFanOut(db)
+    runtime.extras["runner"].fanout = runtime.dispatcher.fanout = fanout
     backend: Any = runtime.backend
     hub.on_work(backend.wake)
     backend.max_poll_interval = FALLBACK_POLL_SECONDS

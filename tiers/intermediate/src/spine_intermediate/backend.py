@@ -190,17 +190,20 @@ class LocalBackend:
 
         A retry's backoff or a `Step.wait` puts it back in the queue with a due time: this
         thread claims it again once it is due, so the command returns only when the run has
-        ended. If another worker holds it, wait for that worker. Returns the final row when this
-        thread ended it, else None.
+        ended. While it waits for its children (a map), this thread runs them too. If another
+        worker holds it, wait for that worker. Returns the final row when this thread ended it,
+        else None.
         """
         thread_id = f"{self.worker_id}/inline"
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self.workers is not None:
-                execution = self.workers.claim(execution_id, thread_id)
+                execution = self.workers.claim(execution_id, thread_id) or self._claim_child(
+                    execution_id, thread_id
+                )
                 if execution is not None:
                     advanced = self._run_claimed(execution, thread_id)
-                    if advanced is not None and is_terminal(advanced.status):
+                    if advanced and advanced.id == execution_id and is_terminal(advanced.status):
                         return advanced
                     continue
             current = self.store.get_execution(execution_id)
@@ -209,6 +212,17 @@ class LocalBackend:
             if deadline is not None and time.monotonic() > deadline:
                 return None
             time.sleep(0.05)
+
+    def _claim_child(self, parent_id: str, thread_id: str) -> Execution | None:
+        """A queued child of the parent, so that `spine run` of a map needs no other worker."""
+        if self.runner.fanout is None or self.workers is None:
+            return None
+        for child in self.runner.fanout.list_children(parent_id):
+            if child.status is ExecutionStatus.QUEUED:
+                claimed = self.workers.claim(child.id, thread_id)
+                if claimed is not None:
+                    return claimed
+        return None
 
     def _run_claimed(self, execution: Execution, thread_id: str) -> Execution | None:
         execution_id = execution.id

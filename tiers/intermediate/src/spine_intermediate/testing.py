@@ -372,6 +372,47 @@ WAITS = Workflow(
 )
 
 
+WAITS_LONG = Workflow(
+    "test.waits_long",
+    (
+        Step.lambda_("one", lambda ctx: _count(ctx, "one")),
+        Step.wait("pause", 3.0),
+        Step.lambda_("two", lambda ctx: _count(ctx, "two")),
+    ),
+    params_model=RetriedParams,
+)
+"""Long enough a wait for a test to kill the worker in the middle of it."""
+
+
+class MapParams(BaseModel):
+    """Params of `test.map`: `n` items; each run is counted in `dir`; `kill_at` SIGKILLs."""
+
+    n: int
+    dir: str | None = None
+    kill_at: int | None = None
+
+
+def _square(ctx: Any) -> int:
+    """Counts its run as `item<i>`; the first run of item `kill_at` kills its own worker."""
+    item = ctx.params["item"]
+    if ctx.params.get("dir"):
+        runs = _count(ctx, f"item{item}")
+        if runs == 1 and ctx.params.get("kill_at") == item:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return item * item
+
+
+MAPPED = Workflow(
+    "test.map",
+    (
+        Step.lambda_("items", lambda ctx: list(range(ctx.params["n"]))),
+        Step.map("each", lambda ctx: ctx.output("items"), Step.lambda_("square", _square), 8),
+        Step.lambda_("total", lambda ctx: sum(ctx.output("each"))),
+    ),
+    params_model=MapParams,
+)
+
+
 def step_calls(folder: Path) -> list[str]:
     """The steps `test.counted` ran in `folder`, in order, one entry per run."""
     path = Path(folder) / "calls.txt"
@@ -380,4 +421,4 @@ def step_calls(folder: Path) -> list[str]:
 
 def register_test_pipelines(registry: Registry) -> None:
     """Add `test.noop`, `test.sleep` and the workflows the worker tests run."""
-    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED, WAITS)
+    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED, WAITS, WAITS_LONG, MAPPED)

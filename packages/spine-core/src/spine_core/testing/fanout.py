@@ -174,7 +174,7 @@ class FanOutStoreConformance:
     @settings(
         max_examples=15,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        suppress_health_check=list(HealthCheck),
     )
     @given(
         count=st.integers(1, 8),

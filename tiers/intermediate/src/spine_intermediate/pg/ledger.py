@@ -38,7 +38,7 @@ _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 _ACTIVE_HOLDER = "SELECT id FROM executions WHERE logical_key = $1 AND status = ANY($2::text[])"
 _KEY_RACE_RETRIES = 3
 
-_COLUMNS = (
+EXECUTION_COLUMNS = (
     "id, name, params, status, lane, trigger_source, logical_key, parent_execution_id, backend, "
     "retry_count, created_at, updated_at, started_at, finished_at, error, error_category, result, "
     "worker_id, due_at"
@@ -52,7 +52,7 @@ WITH created AS (
         parent_execution_id, backend, retry_count, created_at, updated_at, last_seq)
     VALUES ($1, $2, $3, $12, $4, $5, $6, $7, $8, $9, $10::timestamptz, $10::timestamptz,
         CASE WHEN $12 = 'queued' THEN 2 ELSE 1 END)
-    RETURNING {_COLUMNS}
+    RETURNING {EXECUTION_COLUMNS}
 ), event AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
     SELECT created.id, e.seq, e.event_type, e.payload, NULL, created.created_at
@@ -60,7 +60,7 @@ WITH created AS (
         AS e (seq, event_type, payload)
     WHERE e.seq = 1 OR created.status = 'queued'
 )
-SELECT {_COLUMNS} FROM created
+SELECT {EXECUTION_COLUMNS} FROM created
 """
 
 # A status change and its event in one statement. The WHERE admits only the statuses core's
@@ -92,9 +92,9 @@ _TRANSITION = f"""
 WITH changed AS (
     UPDATE executions SET {_SET_STATUS}
     WHERE id = $1 AND status = ANY($12::text[])
-    RETURNING {_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq
 ), {_APPEND_STATUS_EVENT}
-SELECT {_COLUMNS} FROM changed
+SELECT {EXECUTION_COLUMNS} FROM changed
 """
 
 
@@ -105,12 +105,12 @@ WITH changed AS (
     UPDATE executions SET run_state = $2::jsonb, last_seq = last_seq + 1, due_at = $7
     WHERE id = $1 AND status IN ('running', 'cancelling')
         AND worker_id IS NOT DISTINCT FROM $3
-    RETURNING {_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq
 ), event AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
     SELECT id, last_seq, $4, $5::jsonb, NULL, $6 FROM changed
 )
-SELECT {_COLUMNS} FROM changed
+SELECT {EXECUTION_COLUMNS} FROM changed
 """
 
 
@@ -126,7 +126,7 @@ WITH changed AS (
             ELSE COALESCE($10, error_category) END,
         result = COALESCE($11::jsonb, result), due_at = $12
     WHERE id = $1 AND status = ANY($13::text[]) AND worker_id IS NOT DISTINCT FROM $3
-    RETURNING {_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq
 ), stage AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
     SELECT id, last_seq - 1, $4, $5::jsonb, NULL, $6 FROM changed
@@ -134,7 +134,7 @@ WITH changed AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
     SELECT id, last_seq, $14, $15::jsonb, NULL, $6 FROM changed
 )
-SELECT {_COLUMNS} FROM changed
+SELECT {EXECUTION_COLUMNS} FROM changed
 """
 
 _ADVANCING = ("running", "cancelling")
@@ -150,9 +150,9 @@ WITH changed AS (
             AND (due_at IS NULL OR due_at <= now())
         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
     ) AND status = 'queued'
-    RETURNING {_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq
 ), {_APPEND_STATUS_EVENT}
-SELECT {_COLUMNS} FROM changed
+SELECT {EXECUTION_COLUMNS} FROM changed
 """
 
 
@@ -269,7 +269,8 @@ def _history_rows(entries: Sequence[HistoryEntry]) -> tuple[list[tuple], list[tu
     return rows, closes
 
 
-def _execution(row: Mapping[str, Any]) -> Execution:
+def execution_from_row(row: Mapping[str, Any]) -> Execution:
+    """The `Execution` of a row selected with `EXECUTION_COLUMNS`."""
     return Execution(
         id=row["id"],
         name=row["name"],
@@ -390,7 +391,7 @@ class PostgresLedgerStore:
         # then the key is free and the insert is tried again (a bounded number of times).
         for _ in range(_KEY_RACE_RETRIES):
             try:
-                return _execution(await self._insert_execution(new))
+                return execution_from_row(await self._insert_execution(new))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != ACTIVE_LOGICAL_KEY_INDEX or new.logical_key is None:
                     raise ValueError(f"execution {new.id} already exists") from None
@@ -422,11 +423,11 @@ class PostgresLedgerStore:
 
     async def _get_execution(self, execution_id: str) -> Execution:
         row = await self.db.pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM executions WHERE id = $1", execution_id
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1", execution_id
         )
         if row is None:
             raise ExecutionNotFound(execution_id)
-        return _execution(row)
+        return execution_from_row(row)
 
     def list_executions(self, flt: ExecutionFilter) -> list[Execution]:
         """Newest first, filtered, at most `flt.limit`; `flt.before_id` pages."""
@@ -453,12 +454,12 @@ class PostgresLedgerStore:
             add("id < {}", flt.before_id)
         args.append(max(0, flt.limit))
         sql = (
-            f"SELECT {_COLUMNS} FROM executions"
+            f"SELECT {EXECUTION_COLUMNS} FROM executions"
             + (" WHERE " + " AND ".join(where) if where else "")
             + f" ORDER BY id DESC LIMIT ${len(args)}"
         )
         rows = await self.db.pool.fetch(sql, *args)
-        return [_execution(r) for r in rows]
+        return [execution_from_row(r) for r in rows]
 
     def transition(
         self,
@@ -498,7 +499,7 @@ class PostgresLedgerStore:
         args = _status_args(to, error, error_category, result, payload, worker_id)
         row = await target.fetchrow(_TRANSITION, execution_id, *args, _SOURCES[to])
         if row is not None:
-            return _execution(row)
+            return execution_from_row(row)
         current = await target.fetchval("SELECT status FROM executions WHERE id = $1", execution_id)
         if current is None:
             raise ExecutionNotFound(execution_id)
@@ -585,7 +586,7 @@ class PostgresLedgerStore:
             row = await self.db.pool.fetchrow(_CLAIM_IN_LANES, None, *args, lane_names)
         else:
             row = await self.db.pool.fetchrow(_CLAIM_ANY, None, *args)
-        return None if row is None else _execution(row)
+        return None if row is None else execution_from_row(row)
 
     # -- CheckpointStore ---------------------------------------------------------------------
 
@@ -629,7 +630,7 @@ class PostgresLedgerStore:
             row = await self.db.pool.fetchrow(_CHECKPOINT, *args)
             if row is None:
                 await self._reject(self.db.pool, execution_id, None)
-            return _execution(row)
+            return execution_from_row(row)
         payload = dict(move.payload or {})
         if move.error:
             payload.setdefault("error", move.error)
@@ -648,7 +649,7 @@ class PostgresLedgerStore:
         )
         if row is None:
             await self._reject(self.db.pool, execution_id, move.to)
-        return _execution(row)
+        return execution_from_row(row)
 
     async def _reject(
         self,
