@@ -60,3 +60,24 @@ def test_spine_run_waits_through_retries_and_durable_waits(
     execution = json.loads(out)
     assert execution["status"] == "completed", execution
     assert (tmp_path / "calls.txt").read_text().split() == expected_calls
+
+
+@pytest.mark.timeout(60)
+def test_spine_run_of_a_map_runs_its_children_in_the_commands_thread(advanced_pg_url, monkeypatch):
+    """With no worker running, `spine run` of a map still ends: its thread runs the children."""
+    monkeypatch.setenv(
+        "SPINE_PIPELINE_MODULES", "spine_intermediate.testing:register_test_pipelines"
+    )
+    out = spine("run", "test.map", "-p", "n=12", "--json", db=advanced_pg_url).output
+    execution = json.loads(out)
+    assert execution["status"] == "completed", execution
+    assert execution["result"]["outputs"]["total"] == sum(i * i for i in range(12))
+
+
+def test_list_shows_every_version_of_a_workflow(advanced_pg_url, monkeypatch):
+    monkeypatch.setenv(
+        "SPINE_PIPELINE_MODULES", "spine_intermediate.testing:register_test_pipelines"
+    )
+    out = spine("list", db=advanced_pg_url).output
+    assert "versions 1, 2 (new runs start on 2)" in out
+    assert "test.map" in out and "needs Step.lambda_, Step.map -> runs on advanced" in out

@@ -193,6 +193,7 @@ def test_list_shows_pipelines_workflows_and_step_support(cli):
     for name in ("otc.ingest", "otc.normalize", "otc.metrics.daily", "otc.daily"):
         assert name in result.stdout
     assert "needs Step.pipeline -> runs on basic" in result.stdout
+    assert "version 1 (new runs start on 1)" in result.stdout
 
 
 def test_shell_with_piped_stdin(cli):

@@ -413,6 +413,13 @@ MAPPED = Workflow(
 )
 
 
+VERSIONED = tuple(
+    Workflow("test.versioned", (Step.lambda_("which", lambda ctx, v=v: v),), version=v)
+    for v in (1, 2)
+)
+"""Two versions of one workflow, for `spine list` and pinning."""
+
+
 def step_calls(folder: Path) -> list[str]:
     """The steps `test.counted` ran in `folder`, in order, one entry per run."""
     path = Path(folder) / "calls.txt"
@@ -421,4 +428,4 @@ def step_calls(folder: Path) -> list[str]:
 
 def register_test_pipelines(registry: Registry) -> None:
     """Add `test.noop`, `test.sleep` and the workflows the worker tests run."""
-    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED, WAITS, WAITS_LONG, MAPPED)
+    registry.add(noop, sleep, CHOICE, COUNTED, RETRIED, WAITS, WAITS_LONG, MAPPED, *VERSIONED)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from spine_basic.cli.context import current_tier, run_cli_errors
+from spine_basic.cli.context import current_settings, current_tier, run_cli_errors
 from spine_core.capabilities import INTRODUCED_BY
-from spine_core.registry import Registry
+from spine_core.registry import Registry, load_pipeline_modules
 from spine_core.workflow import REQUIRED_CAPABILITY, StepKind, Workflow
 
 KIND_LABELS = {
@@ -33,9 +33,10 @@ def workflow_support(workflow: Workflow, capabilities: frozenset) -> tuple[list[
 @click.command("list")
 @run_cli_errors
 def list_() -> None:
-    """List registered pipelines and workflows, and whether this tier can run each workflow."""
+    """List pipelines and workflows, each workflow's versions, and whether this tier runs it."""
     tier = current_tier()
     registry = Registry()
+    load_pipeline_modules(registry, current_settings(tier).options.get("pipeline_modules", ""))
     pipelines = registry.pipelines()
     workflows = registry.workflows()
     width = max((len(n) for n in [*pipelines, *workflows]), default=10) + 2
@@ -55,6 +56,10 @@ def list_() -> None:
     for name, workflow in sorted(workflows.items()):
         first = (workflow.description or "").strip().splitlines()
         click.echo(f"  {name:<{width}}{first[0] if first else ''}".rstrip())
+        versions = registry.versions(name)
+        label = "version" if len(versions) == 1 else "versions"
+        shown = ", ".join(map(str, versions))
+        click.echo(f"  {'':<{width}}{label} {shown} (new runs start on {workflow.version})")
         used, missing = workflow_support(workflow, tier.capabilities)
         verdict = f"runs on {tier.name}" if not missing else "cannot run: " + "; ".join(missing)
         click.echo(f"  {'':<{width}}needs {', '.join(used)} -> {verdict}")
