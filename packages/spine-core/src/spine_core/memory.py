@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -245,8 +246,8 @@ class InMemoryLedgerStore:
             self._states[parent_id] = wait.state.to_json()
             for new in wait.children:
                 self.create_execution(new)
-            statuses = [c.status for c in self.list_children(parent_id)]
-            wake, _ = wake_decision(statuses, FanOut.from_dict(wait.state.fanout))
+            counts = Counter(c.status.value for c in self.list_children(parent_id))
+            wake, _ = wake_decision(counts, FanOut.from_dict(wait.state.fanout))
             woken_meanwhile = row.due_at is not None
             moved = self.transition(parent_id, ExecutionStatus.QUEUED, payload=wait.payload)
             due = utcnow() if wake or woken_meanwhile else wait.recheck_at
@@ -265,10 +266,8 @@ class InMemoryLedgerStore:
             waiting = parent.status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
             if not waiting or state is None or state.fanout is None:
                 return ChildNews()
-            children = self.list_children(parent_id)
-            wake, release = wake_decision(
-                [c.status for c in children], FanOut.from_dict(state.fanout)
-            )
+            counts = Counter(c.status.value for c in self.list_children(parent_id))
+            wake, release = wake_decision(counts, FanOut.from_dict(state.fanout))
             released = self._release(parent_id, release)
             if not wake:
                 return ChildNews(None, released)

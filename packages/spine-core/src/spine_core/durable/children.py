@@ -85,18 +85,19 @@ class ChildNews:
     released: Sequence[Execution] = ()
 
 
-def wake_decision(statuses: Iterable[ExecutionStatus], fanout: FanOut) -> tuple[bool, int]:
-    """(wake the parent now, how many pending children to start), from the children's statuses.
+def wake_decision(counts: Mapping[str, int], fanout: FanOut) -> tuple[bool, int]:
+    """(wake the parent now, how many pending children to start), from children by status.
 
     Every store decides with this, under the parent's lock, so that siblings ending at the same
     moment neither both start the last free slot nor both miss waking the parent.
     """
-    counts = {status: 0 for status in ExecutionStatus}
-    for status in statuses:
-        counts[ExecutionStatus(status)] += 1
-    pending = counts[ExecutionStatus.PENDING]
-    active = sum(counts[s] for s in _ACTIVE)
-    if fanout.on_failure == "fail" and any(counts[s] for s in _UNSUCCESSFUL):
+
+    def count(*statuses: ExecutionStatus) -> int:
+        return sum(counts.get(s.value, 0) for s in statuses)
+
+    pending = count(ExecutionStatus.PENDING)
+    active = count(*_ACTIVE)
+    if fanout.on_failure == "fail" and count(*_UNSUCCESSFUL):
         return True, 0
     if pending == 0 and active == 0:
         return True, 0

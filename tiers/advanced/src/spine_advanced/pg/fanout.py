@@ -85,7 +85,9 @@ _WAKE = f"""
 UPDATE executions SET due_at = $2 WHERE id = $1 RETURNING {EXECUTION_COLUMNS}
 """
 
-_CHILD_STATUSES = "SELECT status FROM executions WHERE parent_execution_id = $1"
+_CHILD_COUNTS = (
+    "SELECT status, count(*) AS n FROM executions WHERE parent_execution_id = $1 GROUP BY status"
+)
 
 
 class PostgresFanOut:
@@ -118,7 +120,7 @@ class PostgresFanOut:
                 return parent, []
             if wait.children:
                 await conn.execute(_CREATE_CHILDREN, parent_id, now, *_columns(wait))
-            wake, _ = wake_decision(await _statuses(conn, parent_id), fanout)
+            wake, _ = wake_decision(await _counts(conn, parent_id), fanout)
             moved = await conn.fetchrow(
                 _PARENT_WAITS,
                 parent_id,
@@ -157,7 +159,7 @@ class PostgresFanOut:
             if parent["status"] not in ("queued", "running"):
                 return ChildNews()
             fanout = FanOut.from_dict(_json(parent["fanout"]))
-            wake, release = wake_decision(await _statuses(conn, parent_id), fanout)
+            wake, release = wake_decision(await _counts(conn, parent_id), fanout)
             released = await self._release(conn, parent_id, release, now)
             if not wake:
                 return ChildNews(None, released)
@@ -237,5 +239,5 @@ def _columns(wait: ChildWait) -> tuple[list[str], ...]:
     )
 
 
-async def _statuses(conn: asyncpg.Connection, parent_id: str) -> list[str]:
-    return [r["status"] for r in await conn.fetch(_CHILD_STATUSES, parent_id)]
+async def _counts(conn: asyncpg.Connection, parent_id: str) -> dict[str, int]:
+    return {r["status"]: r["n"] for r in await conn.fetch(_CHILD_COUNTS, parent_id)}
