@@ -54,10 +54,19 @@ def write_file(path, lines):
 
 
 def test_register_adds_the_pipelines_and_the_workflow(registry):
-    assert registry.names() == ["otc.daily", "otc.ingest", "otc.metrics.daily", "otc.normalize"]
+    assert registry.names() == [
+        "otc.backfill",
+        "otc.daily",
+        "otc.ingest",
+        "otc.metrics.daily",
+        "otc.normalize",
+    ]
     workflow = registry.get_workflow("otc.daily")
     assert [s.name for s in workflow.steps] == ["ingest", "normalize", "metrics"]
     assert workflow.pipelines() == {"otc.ingest", "otc.normalize", "otc.metrics.daily"}
+    backfill = registry.get_workflow("otc.backfill")
+    assert backfill.pipelines() == workflow.pipelines()
+    assert backfill.steps[0].kind.value == "map"
     registry.check_references()
 
 

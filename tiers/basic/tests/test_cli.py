@@ -202,7 +202,7 @@ def test_shell_with_piped_stdin(cli):
     )
     assert result.exit_code == 0, result.output
     assert "SqliteLedgerStore(" in result.stdout
-    assert "SqliteOtcStore ['otc.daily'" in result.stdout
+    assert "SqliteOtcStore ['otc.backfill', 'otc.daily'" in result.stdout
     assert ">>>" not in result.stdout
 
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -271,13 +271,14 @@ def daily_metrics(params: MetricsParams, ctx: PipelineContext) -> StepResult:
 HAS_DATA_ROWS = Gate("the file has data rows", "record_count", ">=", 1, severity=Severity.WARN)
 """A header and a `0` trailer is well-formed but says nothing: the run completes with a warning."""
 
-DAILY_WORKFLOW = Workflow(
-    "otc.daily",
-    (
+
+def daily_steps(file_of: Callable[[Any], Any]) -> tuple[Step, ...]:
+    """Ingest, normalize and metrics of the file `file_of(ctx)` names: the main job's steps."""
+    return (
         Step.pipeline(
             "ingest",
             "otc.ingest",
-            lambda ctx: {"file": ctx.params["file"]},
+            lambda ctx: {"file": file_of(ctx)},
             gates=[HAS_DATA_ROWS],
         ),
         Step.pipeline(
@@ -298,15 +299,46 @@ DAILY_WORKFLOW = Workflow(
                 Gate.compare("hhi_out_of_range", "==", 0),
             ],
         ),
-    ),
+    )
+
+
+DAILY_WORKFLOW = Workflow(
+    "otc.daily",
+    daily_steps(lambda ctx: ctx.params["file"]),
     description="Ingest a FINRA short-sale file, normalize it under the reject gate, "
     "and recompute the daily metrics of the dates it touched.",
     params_model=DailyParams,
+)
+
+
+class BackfillParams(BaseModel):
+    """Params of the `otc.backfill` workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: list[Path] = Field(min_length=1)
+    max_reject_rate: float = Field(DEFAULT_MAX_REJECT_RATE, ge=0, le=1)
+
+
+BACKFILL_CONCURRENCY = 4
+
+BACKFILL_WORKFLOW = Workflow(
+    "otc.backfill",
+    (
+        Step.map(
+            "files",
+            lambda ctx: [str(f) for f in ctx.params["files"]],
+            Workflow("otc.daily.file", daily_steps(lambda ctx: ctx.params["item"])),
+            BACKFILL_CONCURRENCY,
+        ),
+    ),
+    description="Run the main job on many files at once: each file an execution of its own "
+    "(a Step.map; market-spine-advanced).",
+    params_model=BackfillParams,
 )
 
 PIPELINES = (ingest, normalize, daily_metrics)
 
 
 def register(registry: Registry) -> None:
-    """Add the OTC pipelines and the `otc.daily` workflow (the `spine.pipelines` entry point)."""
-    registry.add(*PIPELINES, DAILY_WORKFLOW)
+    """Add the OTC pipelines and workflows (the `spine.pipelines` entry point)."""
+    registry.add(*PIPELINES, DAILY_WORKFLOW, BACKFILL_WORKFLOW)

@@ -30,6 +30,10 @@ def data_dirs(options: Mapping[str, str]) -> tuple[Path, ...]:
     return tuple(Path(part).expanduser().resolve() for part in raw.split(os.pathsep) if part)
 
 
+FILE_ANNOTATIONS = (Path, Path | None, list[Path])
+"""Params typed so are files on the server: one path, or a list of paths (a backfill's)."""
+
+
 def path_fields(registry: Registry, name: str) -> set[str]:
     """The params of `name` (a pipeline or workflow, or any of its steps) that name a file."""
     models: list[type[BaseModel]] = []
@@ -41,7 +45,7 @@ def path_fields(registry: Registry, name: str) -> set[str]:
         field
         for model in models
         for field, info in model.model_fields.items()
-        if info.annotation in (Path, Path | None)
+        if info.annotation in FILE_ANNOTATIONS
     }
 
 
@@ -52,36 +56,49 @@ def checked_file_params(
 
     Raises `InvalidParams` (422) for a file param that resolves outside every data folder.
     """
-    errors = []
+    errors: list[dict[str, str]] = []
     checked = dict(params)
     for field in sorted(path_fields(registry, name) & set(params)):
         value = params[field]
-        if not isinstance(value, str):
-            continue
-        if "\x00" in value:
-            errors.append({"field": field, "message": "contains a NUL byte"})
-            continue
-        if not allowed:
-            errors.append(
-                {
-                    "field": field,
-                    "message": f"the API allows no server files; {ALLOW_HINT}, "
-                    "or upload the file with POST /otc/files",
-                }
-            )
-            continue
-        resolved = Path(value).resolve()
-        checked[field] = str(resolved)
-        if not any(resolved.is_relative_to(folder) for folder in allowed):
-            errors.append(
-                {
-                    "field": field,
-                    "message": f"the file is outside the server's data folders; {ALLOW_HINT}",
-                }
-            )
+        if isinstance(value, list):
+            checked[field] = [
+                _checked_path(f"{field}[{i}]", item, allowed, errors)
+                for i, item in enumerate(value)
+            ]
+        elif isinstance(value, str):
+            checked[field] = _checked_path(field, value, allowed, errors)
     if errors:
         raise InvalidParams(name, errors)
     return checked
+
+
+def _checked_path(
+    field: str, value: Any, allowed: tuple[Path, ...], errors: list[dict[str, str]]
+) -> Any:
+    """The resolved path, or `value` as given with the reason it is refused in `errors`."""
+    if not isinstance(value, str):
+        return value  # not a path: the params model refuses it with its own message
+    if "\x00" in value:
+        errors.append({"field": field, "message": "contains a NUL byte"})
+        return value
+    if not allowed:
+        errors.append(
+            {
+                "field": field,
+                "message": f"the API allows no server files; {ALLOW_HINT}, "
+                "or upload the file with POST /otc/files",
+            }
+        )
+        return value
+    resolved = Path(value).resolve()
+    if not any(resolved.is_relative_to(folder) for folder in allowed):
+        errors.append(
+            {
+                "field": field,
+                "message": f"the file is outside the server's data folders; {ALLOW_HINT}",
+            }
+        )
+    return str(resolved)
 
 
 UPLOAD_PATH = "/otc/files"
