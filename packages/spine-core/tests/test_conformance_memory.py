@@ -10,6 +10,7 @@ from spine_core.memory import InMemoryLedgerStore
 from spine_core.testing import (
     BackendConformance,
     CheckpointStoreConformance,
+    DeadLetterStoreConformance,
     LedgerStoreConformance,
 )
 
@@ -52,3 +53,13 @@ class TestProcessLocalCheckpoints(CheckpointStoreConformance):
     @pytest.fixture
     def checkpoints(self, ledger):
         return LocalCheckpointStore(ledger)
+
+
+class TestInMemoryDeadLetters(DeadLetterStoreConformance):
+    @pytest.fixture
+    def ledger(self):
+        return InMemoryLedgerStore()
+
+    @pytest.fixture
+    def letters(self, ledger):
+        return ledger
