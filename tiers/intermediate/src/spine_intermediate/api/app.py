@@ -96,7 +96,9 @@ HIGHER_TIER_ENDPOINTS = (
     ("GET", "/executions/{execution_id}/events", "market-spine-advanced"),
     ("POST", "/executions/{execution_id}/cancel", "market-spine-advanced"),
     ("GET", "/dead-letters", "market-spine-advanced"),
+    ("GET", "/dead-letters/{dead_letter_id}", "market-spine-advanced"),
     ("POST", "/dead-letters/{dead_letter_id}/retry", "market-spine-advanced"),
+    ("POST", "/dead-letters/{dead_letter_id}/discard", "market-spine-advanced"),
     ("GET", "/health/metrics", "market-spine-advanced"),
 )
 """Endpoints a higher tier serves; here they answer 501 naming what to install."""
@@ -484,6 +486,7 @@ def create_app(
             return JSONResponse(body.model_dump(), status_code=503)
         return body
 
+    app.state.guards = {"reads": reads, "writes": writes}  # for the routers tiers mount
     for installed in installed_tiers():
         if installed.rank <= tier.rank and installed.extend_api is not None:
             installed.extend_api(app)
