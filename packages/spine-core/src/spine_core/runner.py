@@ -110,7 +110,7 @@ class ExecutionRunner:
                 capabilities=self.capabilities,
                 tier=self.tier,
                 resources=self.resources,
-                observers=tuple(self.observers(execution)),
+                observers=(*self.observers(execution), _StepLogField()),
                 durable_waits=True,
                 storage_errors=self.storage_errors,
             )
@@ -141,7 +141,6 @@ class ExecutionRunner:
         ctx = WorkflowContext(workflow.name, execution.id, execution.params, state.outputs)
         set_log_field("worker", execution.worker_id)
         set_log_field("attempt", state.attempt)
-        engine.observers = (*engine.observers, _StepLogField())
         engine._notify("run_started", execution.id, workflow, ctx)
         if execution.status is ExecutionStatus.CANCELLING:
             return self._cancel(engine, workflow, execution, state, ctx)
@@ -304,6 +303,10 @@ class ExecutionRunner:
             self.dead_letters.dead_letter(row.id, reason=reason, attempts=attempts)
         except IllegalTransition:
             log.warning("execution %s moved on before it could be dead-lettered", row.id)
+        except Exception as exc:
+            # The failure is written; it stays failed rather than being handed back to run again.
+            log.error("execution %s stays failed: dead-lettering it failed: %s", row.id, exc)
+            return row
         return self.store.get_execution(row.id)
 
     def _cancel(
