@@ -71,3 +71,22 @@ def test_the_advanced_routes_are_documented(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert "post" in paths["/executions/{execution_id}/cancel"]
     assert "get" in paths["/executions/{execution_id}/events"]
+
+
+def test_the_advanced_writes_need_the_token_and_reads_stay_open(advanced_pg_url):
+    runtime = build_runtime(TIER, Settings(advanced_pg_url, {"pipeline_modules": PIPELINES}))
+    settings = Settings(advanced_pg_url, {"api_worker": "none", "api_token": "t0ken"})
+    try:
+        with TestClient(create_app(runtime=runtime, settings=settings)) as c:
+            for path in (
+                "/dead-letters/x/retry",
+                "/dead-letters/x/discard",
+                "/executions/x/cancel",
+            ):
+                assert c.post(path).status_code == 401, path
+                authorized = c.post(path, headers={"Authorization": "Bearer t0ken"})
+                assert authorized.status_code == 404, path
+            assert c.get("/dead-letters").status_code == 200
+            assert c.get("/health/metrics").status_code == 200
+    finally:
+        runtime.close()
