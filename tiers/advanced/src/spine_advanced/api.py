@@ -7,6 +7,7 @@ each takes the app's guard for its kind (`SPINE_API_TOKEN`); health stays open.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -72,7 +73,7 @@ class DeadLetterOut(BaseModel):
     @classmethod
     def of(cls, letter: DeadLetter) -> DeadLetterOut:
         """From core's record."""
-        return cls(**letter.__dict__)
+        return cls(**asdict(letter))
 
 
 class DeadLetterPage(BaseModel):

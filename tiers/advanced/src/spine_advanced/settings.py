@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from spine_intermediate.runtime import DEFAULT_GRACE_SECONDS, float_option
-
-DEFAULT_HEARTBEAT_SECONDS = 5.0
-DEFAULT_LEASE_SECONDS = 60.0
+from spine_intermediate.runtime import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_HEARTBEAT_SECONDS,
+    DEFAULT_LEASE_SECONDS,
+    float_option,
+)
 
 
 def lease_settings(options: Mapping[str, str]) -> tuple[float, float, float]:
