@@ -74,3 +74,32 @@ def test_the_handler_masks_url_passwords_in_messages_and_tracebacks(capsys):
 )
 def test_mask_secrets(text, masked):
     assert mask_secrets(text) == masked
+
+
+@pytest.mark.postgres
+def test_error_lines_and_api_errors_mask_url_passwords(advanced_pg_url):
+    from click.testing import CliRunner
+    from fastapi.testclient import TestClient
+
+    from spine_advanced.tier import TIER
+    from spine_basic.cli import main
+    from spine_core.tier import Settings
+    from spine_intermediate.api import create_app
+
+    secret_name = f"redis://:{PASSWORD}@127.0.0.1:6379/0"
+    result = CliRunner().invoke(
+        main, ["--tier", "advanced", "--db", advanced_pg_url, "run", secret_name, "--no-wait"]
+    )
+    assert result.exit_code == 1 and "unknown pipeline" in result.output
+    assert PASSWORD not in result.output and "redis://:***@127.0.0.1:6379/0" in result.output
+    runtime = TIER.open_runtime(Settings(advanced_pg_url, {}))
+    try:
+        app = create_app(
+            runtime=runtime, settings=Settings(advanced_pg_url, {"api_worker": "none"})
+        )
+        with TestClient(app) as client:
+            answer = client.post("/executions", json={"pipeline": secret_name})
+        assert answer.status_code == 400 and PASSWORD not in answer.text
+        assert "redis://:***@" in answer.json()["error"]["message"]
+    finally:
+        runtime.close()

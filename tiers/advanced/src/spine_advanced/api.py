@@ -23,6 +23,7 @@ from spine_core.dead_letters import (
     DeadLetterStore,
     retry_dead_letter,
 )
+from spine_core.log_format import mask_secrets
 from spine_core.tier import Runtime
 from spine_intermediate.api.models import ErrorResponse, ExecutionOut
 from spine_intermediate.api.queries import Text
@@ -218,7 +219,8 @@ def metrics(request: Request) -> Metrics:
 
 
 def _error(status: int, code: str, exc: Exception) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": str(exc)}}, status_code=status)
+    message = mask_secrets(str(exc))
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

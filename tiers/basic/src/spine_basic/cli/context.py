@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from spine_core.errors import SpineError, storage_failure
-from spine_core.log_format import LOG_FORMAT_OPTION, configure_handler, log_format
+from spine_core.log_format import LOG_FORMAT_OPTION, configure_handler, log_format, mask_secrets
 from spine_core.tier import DATABASE_URL_ENV, TIER_ENV, Runtime, Settings, Tier, active_tier
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,8 +128,8 @@ def warn_stale(runtime: Runtime) -> None:
 
 
 def echo_error(message: str) -> None:
-    """One line on stderr: `error: <message>`."""
-    first, *rest = str(message).strip().splitlines() or [""]
+    """One line on stderr: `error: <message>`, with any URL password masked."""
+    first, *rest = mask_secrets(str(message)).strip().splitlines() or [""]
     if rest:
         first = first + " " + " ".join(line.strip() for line in rest if line.strip())
     click.echo(f"error: {first}", err=True)

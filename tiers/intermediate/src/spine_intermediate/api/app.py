@@ -29,6 +29,7 @@ from spine_core.errors import (
     UnknownPipeline,
 )
 from spine_core.execution import ExecutionFilter, TriggerSource
+from spine_core.log_format import mask_secrets
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime, Settings, Tier, active_tier, installed_tiers
 from spine_intermediate import __version__
@@ -107,7 +108,7 @@ HIGHER_TIER_ENDPOINTS = (
 def _error(
     status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body: dict[str, Any] = {"code": code, "message": mask_secrets(message)}
     if fields:
         body["fields"] = fields
     return JSONResponse({"error": body}, status_code=status)
