@@ -51,6 +51,7 @@ def test_cancel_a_queued_execution_then_409_naming_its_status(client):
     assert client.post("/executions/nope/cancel").status_code == 404
     events = client.get(f"/executions/{execution_id}/events").json()["items"]
     assert events[-1]["event_type"] == "cancelled"
+    assert [e["payload"]["attempt"] for e in events] == [1, 1, 1]
 
 
 def test_every_endpoint_the_advanced_tier_provides_is_served_not_stubbed(client):

@@ -90,6 +90,11 @@ def test_round_trip_through_the_api(client, tmp_path):
     assert retry["parent_execution_id"] == dead_id and retry["trigger_source"] == "retry"
     done = _until(client, retry["id"], "completed")
     assert done["result"]["outputs"]["check"] == {"found": "flag"}
+    retry_events = client.get(f"/executions/{retry['id']}/events").json()["items"]
+    assert [(e["event_type"], e["payload"]["attempt"]) for e in retry_events][-1] == (
+        "completed",
+        1,
+    )
 
     again = client.post(f"/dead-letters/{letter['id']}/retry")
     assert again.status_code == 409

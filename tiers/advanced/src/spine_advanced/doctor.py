@@ -64,10 +64,12 @@ def _checks(tier: Tier, settings: Settings) -> list[Check]:
         checks = [Check("database", OK, f"reachable at {describe_target(url)}")]
         checks.append(_guarded("migrations", lambda: db.call(_migrations(db))))
         if checks[-1].status != OK:
-            skipped = "not checked: the schema must be current first"
-            names = ("broker", "workers", "stuck", "dead letters")
-            return [*checks, *(Check(n, WARN, skipped) for n in names), leases]
-        state: Snapshot = db.call(_snapshot(db, lease, grace))
+            return [*checks, *_skipped("the schema must be current first"), leases]
+        try:
+            state: Snapshot = db.call(_snapshot(db, lease, grace))
+        except Exception as exc:
+            checks.append(Check("ledger", FAIL, f"cannot read it: {type(exc).__name__}: {exc}"))
+            return [*checks, *_skipped("the ledger could not be read"), leases]
     finally:
         db.close()
     checks.append(_guarded("broker", lambda: _broker(tier, settings)))
@@ -78,6 +80,11 @@ def _checks(tier: Tier, settings: Settings) -> list[Check]:
         leases,
     ]
     return checks
+
+
+def _skipped(why: str) -> list[Check]:
+    names = ("broker", "workers", "stuck", "dead letters")
+    return [Check(name, WARN, f"not checked: {why}") for name in names]
 
 
 async def _migrations(db: PgDatabase) -> Check:
