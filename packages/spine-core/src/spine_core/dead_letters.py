@@ -3,17 +3,18 @@
 An execution whose retries are used up (or, if so configured, any final failure) moves
 failed -> dead_lettered and gets a `DeadLetter` record, in one transaction. From there a person
 retries it (a new execution whose parent is the dead one) or discards it; either closes the
-record, so the same dead letter is never retried twice.
+record. A retry holds the record while it submits, so concurrent retries of one dead letter
+make exactly one new execution.
 """
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from spine_core.errors import IllegalTransition, SpineError
+from spine_core.errors import SpineError
 from spine_core.execution import Execution
 
 if TYPE_CHECKING:  # the runner imports this module, and the dispatcher imports the runner
@@ -100,8 +101,15 @@ class DeadLetterStore(Protocol):
     ) -> list[DeadLetter]:
         """Newest first, at most `limit`; `before_id` pages (ids sort by creation time)."""
 
-    def mark_retried(self, dead_letter_id: str, execution_id: str) -> DeadLetter:
-        """Close an open dead letter as retried by `execution_id`; else `DeadLetterClosed`."""
+    def retry_with(
+        self, dead_letter_id: str, submit: Callable[[DeadLetter], Execution]
+    ) -> Execution:
+        """Hold the open dead letter, call `submit` for its retry, close it as retried by it.
+
+        Concurrent callers are serialized on the record: one submits, the others then get
+        `DeadLetterClosed` naming that retry, without calling `submit`. If `submit` raises,
+        the dead letter stays open.
+        """
 
     def discard(self, dead_letter_id: str) -> DeadLetter:
         """Close an open dead letter without a retry; `DeadLetterClosed` if not open."""
@@ -113,19 +121,5 @@ class DeadLetterStore(Protocol):
 def retry_dead_letter(
     dispatcher: Dispatcher, letters: DeadLetterStore, dead_letter_id: str
 ) -> Execution:
-    """Retry an open dead letter: a new execution whose parent is the dead one.
-
-    Checked before submitting, then closed after; if another caller closed it in between, the
-    new execution is cancelled and the conflict names the retry that won.
-    """
-    letter = letters.get_dead_letter(dead_letter_id)
-    if not letter.is_open:
-        raise DeadLetterClosed(letter)
-    execution = dispatcher.retry(letter.execution_id)
-    try:
-        letters.mark_retried(dead_letter_id, execution.id)
-    except DeadLetterClosed:
-        with suppress(IllegalTransition):  # an inline backend has already run it
-            dispatcher.cancel(execution.id)
-        raise
-    return execution
+    """Retry an open dead letter once: a new execution whose parent is the dead one."""
+    return letters.retry_with(dead_letter_id, lambda letter: dispatcher.retry(letter.execution_id))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +42,9 @@ class InMemoryLedgerStore:
         """Announces finished executions and new work to waiters in this process."""
         self._states: dict[str, str] = {}
         self._letters: dict[str, DeadLetter] = {}
+        self._retrying = threading.Lock()
+        """Held across a dead letter's retry, so that its submit (which takes `_lock` from
+        other threads too, e.g. inline runs) is never nested inside the store lock."""
 
     def create_execution(self, new: NewExecution) -> Execution:
         """Insert with its `created` event."""
@@ -355,13 +358,22 @@ class InMemoryLedgerStore:
         )
         return [d for _, d in zip(range(max(0, limit)), picked, strict=False)]
 
-    def mark_retried(self, dead_letter_id: str, execution_id: str) -> DeadLetter:
-        """Close as retried, if open."""
-        return self._close(dead_letter_id, retried_as=execution_id)
+    def retry_with(
+        self, dead_letter_id: str, submit: Callable[[DeadLetter], Execution]
+    ) -> Execution:
+        """Under the retry lock: check it is open, submit, close it as retried."""
+        with self._retrying:
+            letter = self.get_dead_letter(dead_letter_id)
+            if not letter.is_open:
+                raise DeadLetterClosed(letter)
+            execution = submit(letter)
+            self._close(dead_letter_id, retried_as=execution.id)
+            return execution
 
     def discard(self, dead_letter_id: str) -> DeadLetter:
-        """Close as discarded, if open."""
-        return self._close(dead_letter_id, discarded_at=utcnow())
+        """Close as discarded, if open (never in the middle of its retry)."""
+        with self._retrying:
+            return self._close(dead_letter_id, discarded_at=utcnow())
 
     def _close(self, dead_letter_id: str, **change: Any) -> DeadLetter:
         with self._lock:

@@ -15,6 +15,10 @@ Subclass `DeadLetterStoreConformance` and provide `ledger` (a fresh `LedgerStore
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 import pytest
 
 from spine_core.dead_letters import (
@@ -25,7 +29,7 @@ from spine_core.dead_letters import (
 )
 from spine_core.errors import ExecutionNotFound, IllegalTransition
 from spine_core.events import EventType
-from spine_core.execution import Execution, NewExecution
+from spine_core.execution import Execution, ExecutionFilter, NewExecution
 from spine_core.ports import LedgerStore
 from spine_core.status import ExecutionStatus
 
@@ -36,6 +40,18 @@ def _failed(ledger: LedgerStore, error: str = "step 'two' failed: boom") -> Exec
     execution = ledger.create_execution(NewExecution(name="wf", status=S.QUEUED))
     ledger.transition(execution.id, S.RUNNING, worker_id="w1")
     return ledger.transition(execution.id, S.FAILED, error=error, error_category="user_code")
+
+
+def _retry_of(ledger: LedgerStore, letter: Any) -> Execution:
+    """What `Dispatcher.retry` does, reduced to the ledger write."""
+    return ledger.create_execution(
+        NewExecution(name="wf", parent_execution_id=letter.execution_id, status=S.QUEUED)
+    )
+
+
+def _slow_retry(ledger: LedgerStore, letter: Any) -> Execution:
+    time.sleep(0.05)  # long enough for the other threads to be waiting on the record
+    return _retry_of(ledger, letter)
 
 
 class DeadLetterStoreConformance:
@@ -95,7 +111,7 @@ class DeadLetterStoreConformance:
         for call in (
             letters.get_dead_letter,
             letters.discard,
-            lambda i: letters.mark_retried(i, "x"),
+            lambda i: letters.retry_with(i, lambda letter: pytest.fail("submitted")),
         ):
             with pytest.raises(DeadLetterNotFound, match="nope"):
                 call("nope")
@@ -116,15 +132,56 @@ class DeadLetterStoreConformance:
         assert len(letters.list_dead_letters()) == 5
 
     def test_retry_closes_it_once(self, ledger, letters) -> None:
-        """Marked retried, it names the retry; a second retry or a discard is refused."""
-        letter = letters.dead_letter(_failed(ledger).id, reason=RETRIES_EXHAUSTED, attempts=3)
-        retried = letters.mark_retried(letter.id, "exec-2")
-        assert retried.retried_as == "exec-2" and not retried.is_open
-        with pytest.raises(DeadLetterClosed, match="exec-2"):
-            letters.mark_retried(letter.id, "exec-3")
-        with pytest.raises(DeadLetterClosed, match="exec-2"):
+        """Retried, it names the retry; a second retry (not submitted) or a discard is refused."""
+        dead = _failed(ledger)
+        letter = letters.dead_letter(dead.id, reason=RETRIES_EXHAUSTED, attempts=3)
+        retry = letters.retry_with(letter.id, lambda held: _retry_of(ledger, held))
+        assert retry.parent_execution_id == dead.id
+        closed = letters.get_dead_letter(letter.id)
+        assert closed.retried_as == retry.id and not closed.is_open
+        with pytest.raises(DeadLetterClosed, match=retry.id):
+            letters.retry_with(letter.id, lambda held: pytest.fail("submitted twice"))
+        with pytest.raises(DeadLetterClosed, match=retry.id):
             letters.discard(letter.id)
-        assert letters.get_dead_letter(letter.id).retried_as == "exec-2"
+        assert letters.get_dead_letter(letter.id).retried_as == retry.id
+
+    def test_a_submit_that_fails_leaves_it_open(self, ledger, letters) -> None:
+        """Nothing was retried, so nothing is closed."""
+        letter = letters.dead_letter(_failed(ledger).id, reason=RETRIES_EXHAUSTED, attempts=1)
+
+        def refuse(held):
+            raise RuntimeError("backend down")
+
+        with pytest.raises(RuntimeError, match="backend down"):
+            letters.retry_with(letter.id, refuse)
+        assert letters.get_dead_letter(letter.id).is_open
+
+    def test_concurrent_retries_submit_exactly_once(self, ledger, letters) -> None:
+        """Eight threads retry one dead letter: one new execution, seven refusals naming it."""
+        dead = _failed(ledger)
+        letter = letters.dead_letter(dead.id, reason=RETRIES_EXHAUSTED, attempts=1)
+        results: list[Any] = []
+        start = threading.Barrier(8)
+
+        def retry() -> None:
+            start.wait()
+            try:
+                results.append(
+                    letters.retry_with(letter.id, lambda held: _slow_retry(ledger, held))
+                )
+            except DeadLetterClosed as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=retry) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        [made] = [r for r in results if not isinstance(r, DeadLetterClosed)]
+        refused = [r for r in results if isinstance(r, DeadLetterClosed)]
+        assert len(refused) == 7 and all(made.id in str(r) for r in refused)
+        children = ledger.list_executions(ExecutionFilter(parent_execution_id=dead.id))
+        assert [c.id for c in children] == [made.id]
 
     def test_discard_closes_it(self, ledger, letters) -> None:
         """Discarded: kept, closed, never retried."""
@@ -132,7 +189,7 @@ class DeadLetterStoreConformance:
         discarded = letters.discard(letter.id)
         assert discarded.discarded_at is not None and discarded.retried_as is None
         with pytest.raises(DeadLetterClosed, match="discarded"):
-            letters.mark_retried(letter.id, "exec-2")
+            letters.retry_with(letter.id, lambda held: pytest.fail("submitted"))
 
     def test_counts(self, ledger, letters) -> None:
         """Open ones by default; all with `open_only=False`."""

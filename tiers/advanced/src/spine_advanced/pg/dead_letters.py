@@ -7,15 +7,17 @@ event and inserts the record: all three or none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import asyncpg
 
 from spine_core.dead_letters import DeadLetter, DeadLetterClosed, DeadLetterNotFound
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import EventType
-from spine_core.execution import new_execution_id, utcnow
+from spine_core.execution import Execution, new_execution_id, utcnow
 from spine_core.status import ExecutionStatus, check_transition
-from spine_intermediate.pg.connect import PgDatabase
+from spine_intermediate.pg.connect import CONNECT_TIMEOUT, PgDatabase
 
 _COLUMNS = (
     "id, execution_id, reason, error, error_category, attempts, created_at, retried_as, "
@@ -95,9 +97,45 @@ class PostgresDeadLetterStore:
         rows = self.db.call(self.db.pool.fetch(_LIST, before_id, open_only, max(0, limit)))
         return [_letter(r) for r in rows]
 
-    def mark_retried(self, dead_letter_id: str, execution_id: str) -> DeadLetter:
-        """Close as retried by `execution_id`, only if still open."""
-        return self._close(dead_letter_id, "retried_as = $2", execution_id)
+    def retry_with(
+        self, dead_letter_id: str, submit: Callable[[DeadLetter], Execution]
+    ) -> Execution:
+        """Lock the open record (`FOR UPDATE`), submit, record the retry, commit.
+
+        The lock is held on a connection of its own, outside the pool: callers waiting on it
+        must not hold the pool connections that `submit` needs to create the retry.
+        """
+        conn = self.db.call(asyncpg.connect(dsn=self.db.url, timeout=CONNECT_TIMEOUT))
+        try:
+            transaction = conn.transaction()
+            self.db.call(transaction.start())
+            try:
+                row = self.db.call(
+                    conn.fetchrow(
+                        f"SELECT {_COLUMNS} FROM dead_letters WHERE id = $1 FOR UPDATE",
+                        dead_letter_id,
+                    )
+                )
+                if row is None:
+                    raise DeadLetterNotFound(dead_letter_id)
+                letter = _letter(row)
+                if not letter.is_open:
+                    raise DeadLetterClosed(letter)
+                execution = submit(letter)
+                self.db.call(
+                    conn.execute(
+                        "UPDATE dead_letters SET retried_as = $2 WHERE id = $1",
+                        dead_letter_id,
+                        execution.id,
+                    )
+                )
+            except BaseException:
+                self.db.call(transaction.rollback())
+                raise
+            self.db.call(transaction.commit())
+            return execution
+        finally:
+            self.db.call(conn.close())
 
     def discard(self, dead_letter_id: str) -> DeadLetter:
         """Close without a retry, only if still open."""
