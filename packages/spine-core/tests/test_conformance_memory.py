@@ -10,6 +10,7 @@ from spine_core.memory import InMemoryLedgerStore
 from spine_core.testing import (
     BackendConformance,
     CheckpointStoreConformance,
+    DeadLetterStoreConformance,
     FanOutStoreConformance,
     LedgerStoreConformance,
 )
@@ -59,3 +60,13 @@ class TestInMemoryFanOut(FanOutStoreConformance):
     @pytest.fixture
     def ledger(self):
         return InMemoryLedgerStore()
+
+
+class TestInMemoryDeadLetters(DeadLetterStoreConformance):
+    @pytest.fixture
+    def ledger(self):
+        return InMemoryLedgerStore()
+
+    @pytest.fixture
+    def letters(self, ledger):
+        return ledger

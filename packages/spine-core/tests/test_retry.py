@@ -13,6 +13,7 @@ from spine_core.backend import InlineBackend
 from spine_core.capabilities import capabilities_up_to
 from spine_core.dispatcher import Dispatcher
 from spine_core.errors import ErrorCategory, MissingCapability, WorkflowDefinitionError
+from spine_core.events import STAGE_EVENTS
 from spine_core.execution import NewExecution
 from spine_core.registry import PipelineContext, pipeline
 from spine_core.results import StepResult
@@ -114,7 +115,7 @@ def test_a_step_failing_twice_completes_on_attempt_three_after_its_backoff(store
     attempts = [
         e.payload["attempt"]
         for e in events
-        if e.payload.get("step") == "call" and "attempt" in e.payload
+        if e.event_type in STAGE_EVENTS and e.payload["step"] == "call"
     ]
     assert attempts == [1, 2, 3]
     retries = [e.payload for e in events if e.payload.get("reason") == "retry"]

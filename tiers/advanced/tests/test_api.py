@@ -51,15 +51,43 @@ def test_cancel_a_queued_execution_then_409_naming_its_status(client):
     assert client.post("/executions/nope/cancel").status_code == 404
     events = client.get(f"/executions/{execution_id}/events").json()["items"]
     assert events[-1]["event_type"] == "cancelled"
+    assert [e["payload"]["attempt"] for e in events] == [1, 1, 1]
 
 
-def test_endpoints_no_installed_tier_serves_still_name_their_tier(client):
-    r = client.get("/dead-letters")
-    assert r.status_code == 501
-    assert "needs market-spine-advanced (active tier: advanced)" in r.json()["error"]["message"]
+def test_every_endpoint_the_advanced_tier_provides_is_served_not_stubbed(client):
+    """The tier's routers are mounted before the 501 answers, so none of them is shadowed."""
+    from spine_intermediate.api.app import HIGHER_TIER_ENDPOINTS
+
+    for method, path, distribution in HIGHER_TIER_ENDPOINTS:
+        if distribution != "market-spine-advanced":
+            continue
+        r = client.request(
+            method, path.replace("{execution_id}", "x").replace("{dead_letter_id}", "x")
+        )
+        assert r.status_code != 501, (method, path, r.text)
+        assert r.status_code in (200, 202, 404), (method, path, r.text)
 
 
 def test_the_advanced_routes_are_documented(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert "post" in paths["/executions/{execution_id}/cancel"]
     assert "get" in paths["/executions/{execution_id}/events"]
+
+
+def test_the_advanced_writes_need_the_token_and_reads_stay_open(advanced_pg_url):
+    runtime = build_runtime(TIER, Settings(advanced_pg_url, {"pipeline_modules": PIPELINES}))
+    settings = Settings(advanced_pg_url, {"api_worker": "none", "api_token": "t0ken"})
+    try:
+        with TestClient(create_app(runtime=runtime, settings=settings)) as c:
+            for path in (
+                "/dead-letters/x/retry",
+                "/dead-letters/x/discard",
+                "/executions/x/cancel",
+            ):
+                assert c.post(path).status_code == 401, path
+                authorized = c.post(path, headers={"Authorization": "Bearer t0ken"})
+                assert authorized.status_code == 404, path
+            assert c.get("/dead-letters").status_code == 200
+            assert c.get("/health/metrics").status_code == 200
+    finally:
+        runtime.close()

@@ -174,7 +174,9 @@ def test_ready_without_worker_is_503(module_pg_url):
         ("GET", "/executions/abc/events"),
         ("POST", "/executions/abc/cancel"),
         ("GET", "/dead-letters"),
+        ("GET", "/dead-letters/7"),
         ("POST", "/dead-letters/7/retry"),
+        ("POST", "/dead-letters/7/discard"),
         ("GET", "/health/metrics"),
     ],
 )

@@ -8,15 +8,23 @@ from __future__ import annotations
 import copy
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from spine_core.dead_letters import DeadLetter, DeadLetterClosed, DeadLetterNotFound
 from spine_core.durable.children import ChildNews, ChildWait, FanOut, wake_decision
 from spine_core.durable.state import Checkpoint, CheckpointRejected, RunState
 from spine_core.errors import ExecutionNotFound
 from spine_core.events import STATUS_EVENTS, EventType, ExecutionEvent
-from spine_core.execution import Execution, ExecutionFilter, Lane, NewExecution, utcnow
+from spine_core.execution import (
+    Execution,
+    ExecutionFilter,
+    Lane,
+    NewExecution,
+    new_execution_id,
+    utcnow,
+)
 from spine_core.notifications import NotificationHub
 from spine_core.ports import HistoryEntry, RunFinished, RunStarted, StepRunRecord
 from spine_core.status import ExecutionStatus, check_transition, is_terminal
@@ -25,7 +33,7 @@ _ADVANCING = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 
 class InMemoryLedgerStore:
-    """Every core store port (ledger, history, checkpoints, fan-out) over dicts, one lock."""
+    """Every core store port (ledger, history, checkpoints, fan-out, dead letters) in dicts."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -35,6 +43,10 @@ class InMemoryLedgerStore:
         self.notifications = NotificationHub()
         """Announces finished executions and new work to waiters in this process."""
         self._states: dict[str, str] = {}
+        self._letters: dict[str, DeadLetter] = {}
+        self._retrying = threading.Lock()
+        """Held across a dead letter's retry, so that its submit (which takes `_lock` from
+        other threads too, e.g. inline runs) is never nested inside the store lock."""
 
     def create_execution(self, new: NewExecution) -> Execution:
         """Insert with its `created` event."""
@@ -58,9 +70,9 @@ class InMemoryLedgerStore:
                 raise ValueError(f"execution {new.id} already exists")
             self._executions[new.id] = execution
             self._events[new.id] = []
-            self._append(new.id, EventType.CREATED, {"name": new.name}, None, now)
+            self._append(new.id, EventType.CREATED, {"name": new.name, "attempt": 1}, None, now)
             if new.status is ExecutionStatus.QUEUED:
-                self._append(new.id, EventType.QUEUED, {}, None, now)
+                self._append(new.id, EventType.QUEUED, {"attempt": 1}, None, now)
         self._announce(execution)
         return execution
 
@@ -138,9 +150,15 @@ class InMemoryLedgerStore:
             event_payload = dict(payload or {})
             if error:
                 event_payload.setdefault("error", error)
+            event_payload.setdefault("attempt", self._attempt(execution_id))
             self._append(execution_id, STATUS_EVENTS[ExecutionStatus(to)], event_payload, None, now)
         self._announce(updated)
         return updated
+
+    def _attempt(self, execution_id: str) -> int:
+        """The attempt of the step at the cursor, as last checkpointed (1 before any)."""
+        text = self._states.get(execution_id)
+        return 1 if text is None else RunState.from_json(text).attempt
 
     def append_event(
         self,
@@ -365,6 +383,79 @@ class InMemoryLedgerStore:
         """Run row then step rows."""
         with self._lock:
             return list(self._runs.get(run_id, []))
+
+    # -- DeadLetterStore ---------------------------------------------------------------------
+
+    def dead_letter(self, execution_id: str, *, reason: str, attempts: int) -> DeadLetter:
+        """The move and the record under one lock."""
+        with self._lock:
+            moved = self.transition(
+                execution_id,
+                ExecutionStatus.DEAD_LETTERED,
+                payload={"reason": reason, "attempt": attempts, "attempts": attempts},
+            )
+            letter = DeadLetter(
+                id=new_execution_id(),
+                execution_id=execution_id,
+                reason=reason,
+                error=moved.error,
+                error_category=moved.error_category,
+                attempts=attempts,
+                created_at=moved.updated_at,
+            )
+            self._letters[letter.id] = letter
+            return letter
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        """The record or `DeadLetterNotFound`."""
+        with self._lock:
+            try:
+                return self._letters[dead_letter_id]
+            except KeyError:
+                raise DeadLetterNotFound(dead_letter_id) from None
+
+    def list_dead_letters(
+        self, *, before_id: str | None = None, limit: int = 50, open_only: bool = False
+    ) -> list[DeadLetter]:
+        """Newest first."""
+        with self._lock:
+            rows = sorted(self._letters.values(), key=lambda d: d.id, reverse=True)
+        picked = (
+            d
+            for d in rows
+            if (before_id is None or d.id < before_id) and (d.is_open or not open_only)
+        )
+        return [d for _, d in zip(range(max(0, limit)), picked, strict=False)]
+
+    def retry_with(
+        self, dead_letter_id: str, submit: Callable[[DeadLetter], Execution]
+    ) -> Execution:
+        """Under the retry lock: check it is open, submit, close it as retried."""
+        with self._retrying:
+            letter = self.get_dead_letter(dead_letter_id)
+            if not letter.is_open:
+                raise DeadLetterClosed(letter)
+            execution = submit(letter)
+            self._close(dead_letter_id, retried_as=execution.id)
+            return execution
+
+    def discard(self, dead_letter_id: str) -> DeadLetter:
+        """Close as discarded, if open (never in the middle of its retry)."""
+        with self._retrying:
+            return self._close(dead_letter_id, discarded_at=utcnow())
+
+    def _close(self, dead_letter_id: str, **change: Any) -> DeadLetter:
+        with self._lock:
+            letter = self.get_dead_letter(dead_letter_id)
+            if not letter.is_open:
+                raise DeadLetterClosed(letter)
+            closed = self._letters[dead_letter_id] = replace(letter, **change)
+            return closed
+
+    def count_dead_letters(self, *, open_only: bool = True) -> int:
+        """Open ones, or all."""
+        with self._lock:
+            return sum(1 for d in self._letters.values() if d.is_open or not open_only)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from spine_core.capabilities import Capability
 from spine_core.context import WorkflowContext, thaw
+from spine_core.dead_letters import RETRIES_EXHAUSTED, DeadLetterStore
 from spine_core.durable.children import AwaitChildren
 from spine_core.durable.local import LocalCheckpointStore
 from spine_core.durable.spawn import ChildSteps
@@ -37,6 +38,7 @@ from spine_core.errors import (
 )
 from spine_core.events import EventType
 from spine_core.execution import Execution, TriggerSource, utcnow
+from spine_core.log_context import log_context, set_log_field
 from spine_core.ports import CheckpointStore, FanOutStore, LedgerStore
 from spine_core.registry import Registry
 from spine_core.resources import Resources
@@ -73,6 +75,12 @@ class ExecutionRunner:
     fanout: FanOutStore | None = None
     """Where map and sub-workflow steps run as child executions, each claimed by any worker.
     None runs them in this process: an inline backend has nobody else to run children."""
+    dead_letters: DeadLetterStore | None = None
+    """Where executions whose retries are used up go (failed -> dead_lettered); None: they
+    stay failed."""
+    dead_letter_all_failures: bool = False
+    """With `dead_letters`: every final failure is dead-lettered, retried or not
+    (`SPINE_DEAD_LETTER_ALL_FAILURES=1`)."""
 
     def __post_init__(self) -> None:
         if self.checkpoints is None:
@@ -82,8 +90,14 @@ class ExecutionRunner:
         """Run the execution's next steps until it ends; `claimed` is a row already running.
 
         Returns the row as the last write left it. A checkpoint the ledger refuses (the lease
-        was lost, someone else holds it) stops this attempt without touching the row.
+        was lost, someone else holds it) stops this attempt without touching the row. Records
+        logged meanwhile carry the execution, step, attempt and worker (`log_context`).
         """
+        worker = claimed.worker_id if claimed is not None else None
+        with log_context(execution_id=execution_id, worker=worker):
+            return self._claim_and_advance(execution_id, claimed)
+
+    def _claim_and_advance(self, execution_id: str, claimed: Execution | None) -> Execution:
         execution = claimed
         if execution is None:
             try:
@@ -112,7 +126,7 @@ class ExecutionRunner:
                 capabilities=self.capabilities,
                 tier=self.tier,
                 resources=self.resources,
-                observers=tuple(self.observers(execution)),
+                observers=(*self.observers(execution), _StepLogField()),
                 durable_waits=True,
                 storage_errors=self.storage_errors,
             )
@@ -162,6 +176,8 @@ class ExecutionRunner:
         children: ChildSteps | None,
     ) -> Execution:
         ctx = WorkflowContext(workflow.name, execution.id, execution.params, state.outputs)
+        set_log_field("worker", execution.worker_id)
+        set_log_field("attempt", state.attempt)
         engine._notify("run_started", execution.id, workflow, ctx)
         if execution.status is ExecutionStatus.CANCELLING:
             return self._cancel(engine, workflow, execution, state, ctx)
@@ -176,6 +192,7 @@ class ExecutionRunner:
             state = self._state_after(state, outcome)
             if children is not None:
                 children.state = state
+            set_log_field("attempt", state.attempt)
             ctx = outcome.context
             finish = (
                 self._retry(workflow, attempt, outcome)
@@ -187,7 +204,7 @@ class ExecutionRunner:
                 engine._notify("run_finished", self._result(workflow, execution, state, outcome))
             row = self._save(execution, attempt, state, outcome, finish)
             if finish is not None:
-                return row
+                return self._settle(row, self._exhausted(workflow, attempt, outcome), attempt)
             if row.status is ExecutionStatus.CANCELLING:
                 return self._cancel(engine, workflow, row, state, ctx)
         return row
@@ -220,6 +237,7 @@ class ExecutionRunner:
             due_at=utcnow() + timedelta(seconds=delay),
             payload={
                 "reason": "retry",
+                "attempt": attempt + 1,
                 "step": outcome.step_run.path,
                 "failed_attempt": attempt,
                 "next_attempt": attempt + 1,
@@ -284,6 +302,8 @@ class ExecutionRunner:
         leaves = finish is not None and finish.to is ExecutionStatus.QUEUED
         if step.kind is StepKind.WAIT and not failed and not leaves:
             payload["until_in_past"] = True  # nothing left to wait for: it went straight on
+        if finish is not None:
+            finish = replace(finish, payload={"attempt": attempt, **(finish.payload or {})})
         checkpoint = Checkpoint(
             state,
             EventType.STAGE_FAILED if failed else EventType.STAGE_COMPLETED,
@@ -297,7 +317,37 @@ class ExecutionRunner:
         except (TypeError, ValueError) as exc:
             # The step's output cannot be stored: it fails, earlier checkpoints stay.
             error = f"step {outcome.step_run.path!r} output cannot be checkpointed: {exc}"
-            return self._finish_failed(execution.id, error, ErrorCategory.VALIDATION)
+            return self._finish_failed(
+                execution.id, error, ErrorCategory.VALIDATION, attempt=attempt
+            )
+
+    def _exhausted(self, workflow: Workflow, attempt: int, outcome: StepOutcome) -> bool:
+        """Whether the step failed on the last attempt its `RetryPolicy` allows."""
+        policy = retry_policy(workflow.steps[outcome.index], self.registry)
+        category = outcome.category
+        return (
+            policy is not None
+            and category is not None
+            and category not in policy.non_retryable
+            and attempt >= policy.max_attempts
+        )
+
+    def _settle(self, row: Execution, exhausted: bool, attempts: int) -> Execution:
+        """The one place a final failure is decided: it stays failed, or is dead-lettered."""
+        if self.dead_letters is None or row.status is not ExecutionStatus.FAILED:
+            return row
+        if not exhausted and not self.dead_letter_all_failures:
+            return row
+        reason = RETRIES_EXHAUSTED if exhausted else f"failed ({row.error_category}), not retried"
+        try:
+            self.dead_letters.dead_letter(row.id, reason=reason, attempts=attempts)
+        except IllegalTransition:
+            log.warning("execution %s moved on before it could be dead-lettered", row.id)
+        except Exception as exc:
+            # The failure is written; it stays failed rather than being handed back to run again.
+            log.error("execution %s stays failed: dead-lettering it failed: %s", row.id, exc)
+            return row
+        return self.store.get_execution(row.id)
 
     def _cancel(
         self,
@@ -318,6 +368,7 @@ class ExecutionRunner:
                 ExecutionStatus.CANCELLED,
                 error=error,
                 error_category=category.value,
+                payload={"attempt": state.attempt},
                 result={
                     "workflow": workflow.name,
                     "version": state.version,
@@ -342,15 +393,40 @@ class ExecutionRunner:
         )
 
     def _finish_failed(
-        self, execution_id: str, error: str, category: ErrorCategory, result: dict | None = None
+        self,
+        execution_id: str,
+        error: str,
+        category: ErrorCategory,
+        result: dict | None = None,
+        *,
+        attempt: int = 1,
     ) -> Execution:
         try:
-            return self.store.transition(
+            row = self.store.transition(
                 execution_id,
                 ExecutionStatus.FAILED,
                 error=error,
                 error_category=category.value,
                 result=result,
+                payload={"attempt": attempt},
             )
         except IllegalTransition:
             return self.store.get_execution(execution_id)
+        return self._settle(row, False, attempt)
+
+
+class _StepLogField:
+    """Sets the `step` log field as each step starts (a `RunObserver` that does nothing else)."""
+
+    def run_started(self, run_id: str, workflow: Workflow, context: WorkflowContext) -> None:
+        """Nothing to do."""
+
+    def step_started(self, run_id: str, path: str, kind: StepKind) -> None:
+        """Records from here on name this step."""
+        set_log_field("step", path)
+
+    def step_finished(self, run_id: str, step_run: object, context: WorkflowContext) -> None:
+        """Nothing to do."""
+
+    def run_finished(self, result: WorkflowRunResult) -> None:
+        """Nothing to do."""

@@ -166,9 +166,11 @@ class SqliteLedgerStore:
                         now,
                     ),
                 )
-                self._insert_event(conn, new.id, EventType.CREATED, {"name": new.name}, None, now)
+                self._insert_event(
+                    conn, new.id, EventType.CREATED, {"name": new.name, "attempt": 1}, None, now
+                )
                 if new.status is ExecutionStatus.QUEUED:
-                    self._insert_event(conn, new.id, EventType.QUEUED, {}, None, now)
+                    self._insert_event(conn, new.id, EventType.QUEUED, {"attempt": 1}, None, now)
         except sqlite3.IntegrityError as exc:
             if "executions.id" in str(exc):
                 raise ValueError(f"execution {new.id} already exists") from None
@@ -302,6 +304,9 @@ class SqliteLedgerStore:
         event_payload = dict(payload or {})
         if error:
             event_payload.setdefault("error", error)
+        # Basic keeps no run state to count from, and has no retries or resume: attempt 1
+        # unless the runner names it.
+        event_payload.setdefault("attempt", 1)
         self._insert_event(conn, execution_id, STATUS_EVENTS[to], event_payload, None, now)
         return _row_to_execution(rows[0])
 

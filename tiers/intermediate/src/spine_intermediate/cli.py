@@ -22,10 +22,12 @@ from spine_basic.cli.context import (
     cli_state,
     current_settings,
     current_tier,
+    env_log_format,
     open_runtime,
     run_cli_errors,
 )
 from spine_core.execution import TriggerSource
+from spine_core.log_format import configure_handler
 from spine_core.tier import Runtime
 
 log = logging.getLogger("spine.worker")
@@ -34,9 +36,11 @@ API_OPTION_HELP = "Act on the Market Spine API at URL instead of the local datab
 
 
 def _console_logging(level: int = logging.INFO) -> None:
-    """Console logging for long-running commands (worker, api): INFO from spine loggers."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    """Console logging for long-running commands (worker, api): INFO from spine loggers.
+
+    In `SPINE_LOG_FORMAT` (`--log-format`), with the execution fields and URL passwords masked.
+    """
+    handler = configure_handler(logging.StreamHandler(sys.stderr), env_log_format())
     for name in ("spine", "spine_intermediate", "spine_core"):
         logger = logging.getLogger(name)
         logger.setLevel(min(level, logger.level or level))

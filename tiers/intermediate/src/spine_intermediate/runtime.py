@@ -18,6 +18,8 @@ from spine_otc.store import OtcStore
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_GRACE_SECONDS = 30.0
+DEFAULT_HEARTBEAT_SECONDS = 5.0
+DEFAULT_LEASE_SECONDS = 60.0
 
 
 def int_option(options: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -69,8 +71,10 @@ def build_runtime(tier: Tier, settings: Settings, *, concurrency: int | None = N
             concurrency=concurrency
             or int_option(settings.options, "workers", DEFAULT_CONCURRENCY, minimum=1),
             grace=float_option(settings.options, "worker_grace", DEFAULT_GRACE_SECONDS),
-            heartbeat_interval=float_option(settings.options, "heartbeat_interval", 5.0),
-            lease_seconds=float_option(settings.options, "lease_seconds", 60.0),
+            heartbeat_interval=float_option(
+                settings.options, "heartbeat_interval", DEFAULT_HEARTBEAT_SECONDS
+            ),
+            lease_seconds=float_option(settings.options, "lease_seconds", DEFAULT_LEASE_SECONDS),
         )
 
     return assemble_runtime(

@@ -10,6 +10,7 @@ import pytest
 pytest.register_assert_rewrite(
     "spine_core.testing.backend",
     "spine_core.testing.checkpoints",
+    "spine_core.testing.dead_letters",
     "spine_core.testing.fanout",
     "spine_core.testing.ledger",
     "spine_core.testing.strategies",
@@ -22,6 +23,7 @@ from spine_core.testing.backend import (  # noqa: E402  (after register_assert_r
     register_conformance_pipelines,
 )
 from spine_core.testing.checkpoints import CheckpointStoreConformance  # noqa: E402
+from spine_core.testing.dead_letters import DeadLetterStoreConformance  # noqa: E402
 from spine_core.testing.fanout import FanOutStoreConformance  # noqa: E402
 from spine_core.testing.ledger import LedgerStoreConformance  # noqa: E402
 
@@ -30,6 +32,7 @@ __all__ = [
     "BackendConformance",
     "BackendFactory",
     "CheckpointStoreConformance",
+    "DeadLetterStoreConformance",
     "FanOutStoreConformance",
     "LedgerStoreConformance",
     "register_conformance_pipelines",

@@ -83,6 +83,8 @@ class FanOutStoreConformance:
         assert [c.id for c in released] == [c.id for c in children[:2]]
         assert ledger.load_run_state(parent.id).fanout["children"] == 5
         assert ledger.list_events(parent.id)[-1].payload["reason"] == "waiting for children"
+        for execution_id in (parent.id, *(c.id for c in children)):
+            assert all("attempt" in e.payload for e in ledger.list_events(execution_id))
 
     def test_only_the_holder_can_wait(self, ledger) -> None:
         """Another worker's parent is refused, and nothing is created."""

@@ -317,6 +317,19 @@ class LedgerStoreConformance:
             assert [e.event_type for e in events] == expected
             assert [e.seq for e in events] == list(range(1, len(expected) + 1))
 
+    def test_status_events_carry_their_attempt(self, store: LedgerStore) -> None:
+        """Every status event names its attempt: 1 before any checkpoint, or the caller's."""
+        execution = store.create_execution(NewExecution(name="wf", status=S.QUEUED))
+        store.transition(execution.id, S.RUNNING, worker_id="w1")
+        store.transition(execution.id, S.FAILED, error="boom", payload={"attempt": 3})
+        events = store.list_events(execution.id)
+        assert [(e.event_type, e.payload["attempt"]) for e in events] == [
+            (EventType.CREATED, 1),
+            (EventType.QUEUED, 1),
+            (EventType.STARTED, 1),
+            (EventType.FAILED, 3),
+        ]
+
     def test_transition_payload_is_stored_on_the_event(self, store: LedgerStore) -> None:
         """`payload` given to a transition is carried by its event."""
         execution_id = _new(store).id

@@ -33,13 +33,17 @@ WITH created AS (
     RETURNING id, name, created_at
 )
 INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
-SELECT id, 1, 'created', jsonb_build_object('name', name), NULL, created_at FROM created
+SELECT id, 1, 'created', jsonb_build_object('name', name, 'attempt', 1), NULL, created_at
+FROM created
 """
 
 _MOVE_EVENT = """
 event AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
-    SELECT id, last_seq, $3::text, $4::jsonb, NULL, $2::timestamptz FROM changed
+    SELECT id, last_seq, $3::text,
+        jsonb_build_object('attempt', COALESCE((run_state->>'attempt')::int, 1)) || $4::jsonb,
+        NULL, $2::timestamptz
+    FROM changed
 )
 """
 
@@ -52,7 +56,7 @@ WITH changed AS (
         due_at = CASE WHEN $5::boolean OR due_at IS NOT NULL THEN $2::timestamptz
             ELSE $6::timestamptz END
     WHERE id = $1
-    RETURNING {EXECUTION_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq, run_state
 ), {_MOVE_EVENT}
 SELECT {EXECUTION_COLUMNS} FROM changed
 """
@@ -65,7 +69,7 @@ WITH changed AS (
         SELECT id FROM executions WHERE parent_execution_id = $1 AND status = 'pending'
         ORDER BY id LIMIT $5 FOR UPDATE
     )
-    RETURNING {EXECUTION_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq, run_state
 ), {_MOVE_EVENT}
 SELECT {EXECUTION_COLUMNS} FROM changed ORDER BY id
 """
@@ -76,7 +80,7 @@ WITH changed AS (
         last_seq = last_seq + 1,
         finished_at = CASE WHEN $5::text = 'cancelled' THEN $2::timestamptz ELSE finished_at END
     WHERE parent_execution_id = $1 AND status = ANY($6::text[])
-    RETURNING {EXECUTION_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq, run_state
 ), {_MOVE_EVENT}
 SELECT {EXECUTION_COLUMNS} FROM changed ORDER BY id
 """

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from spine_basic.cli.context import (
+    LOG_FORMAT_ENV,
     cli_errors,
     cli_state,
     configure_logging,
@@ -23,6 +24,7 @@ from spine_basic.cli.context import (
     set_env_for_invocation,
 )
 from spine_core.errors import MissingCapability, SpineError
+from spine_core.log_format import LOG_FORMATS
 from spine_core.tier import DATABASE_URL_ENV, TIER_ENV, Tier, active_tier, installed_tiers
 
 BuiltinFactory = Callable[[], list[click.Command]]
@@ -150,6 +152,12 @@ def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     return value
 
 
+def _set_log_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        set_env_for_invocation(ctx, LOG_FORMAT_ENV, value)
+    return value
+
+
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     cli_state(ctx).debug = bool(value)
     return value
@@ -179,6 +187,14 @@ def make_main(builtins: BuiltinFactory) -> SpineGroup:
         is_eager=True,
         callback=_set_db,
         help="Database URL (sets SPINE_DATABASE_URL); default: the active tier's.",
+    )
+    @click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS),
+        expose_value=False,
+        is_eager=True,
+        callback=_set_log_format,
+        help="Log lines as text or json (sets SPINE_LOG_FORMAT); default text.",
     )
     @click.option(
         "--debug",

@@ -27,9 +27,11 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from spine_core.errors import SpineError, storage_failure
+from spine_core.log_format import LOG_FORMAT_OPTION, configure_handler, log_format, mask_secrets
 from spine_core.tier import DATABASE_URL_ENV, TIER_ENV, Runtime, Settings, Tier, active_tier
 
 F = TypeVar("F", bound=Callable[..., Any])
+LOG_FORMAT_ENV = "SPINE_LOG_FORMAT"
 log = logging.getLogger("spine.cli")
 
 
@@ -126,8 +128,8 @@ def warn_stale(runtime: Runtime) -> None:
 
 
 def echo_error(message: str) -> None:
-    """One line on stderr: `error: <message>`."""
-    first, *rest = str(message).strip().splitlines() or [""]
+    """One line on stderr: `error: <message>`, with any URL password masked."""
+    first, *rest = mask_secrets(str(message)).strip().splitlines() or [""]
     if rest:
         first = first + " " + " ".join(line.strip() for line in rest if line.strip())
     click.echo(f"error: {first}", err=True)
@@ -213,14 +215,22 @@ class _DropTracebacks(logging.Filter):
 _HANDLER: logging.Handler | None = None
 
 
+def env_log_format() -> str:
+    """`SPINE_LOG_FORMAT` (which `--log-format` sets): text or json."""
+    return log_format({LOG_FORMAT_OPTION: os.environ.get(LOG_FORMAT_ENV, "")})
+
+
 def configure_logging(debug: bool) -> None:
-    """Console logging on stderr: warnings and up; with `--debug`, info and tracebacks."""
+    """Console logging on stderr: warnings and up; with `--debug`, info and tracebacks.
+
+    In `SPINE_LOG_FORMAT` (text or json), with the execution fields and URL passwords masked.
+    """
     global _HANDLER
     root = logging.getLogger()
     if _HANDLER is not None:
         root.removeHandler(_HANDLER)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    configure_handler(handler, env_log_format(), text_pattern="%(levelname)s %(name)s: %(message)s")
     handler.addFilter(_DropTracebacks(debug))
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
     root.addHandler(handler)

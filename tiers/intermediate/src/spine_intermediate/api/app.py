@@ -29,6 +29,7 @@ from spine_core.errors import (
     UnknownPipeline,
 )
 from spine_core.execution import ExecutionFilter, TriggerSource
+from spine_core.log_format import mask_secrets
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Runtime, Settings, Tier, active_tier, installed_tiers
 from spine_intermediate import __version__
@@ -96,7 +97,9 @@ HIGHER_TIER_ENDPOINTS = (
     ("GET", "/executions/{execution_id}/events", "market-spine-advanced"),
     ("POST", "/executions/{execution_id}/cancel", "market-spine-advanced"),
     ("GET", "/dead-letters", "market-spine-advanced"),
+    ("GET", "/dead-letters/{dead_letter_id}", "market-spine-advanced"),
     ("POST", "/dead-letters/{dead_letter_id}/retry", "market-spine-advanced"),
+    ("POST", "/dead-letters/{dead_letter_id}/discard", "market-spine-advanced"),
     ("GET", "/health/metrics", "market-spine-advanced"),
 )
 """Endpoints a higher tier serves; here they answer 501 naming what to install."""
@@ -105,7 +108,7 @@ HIGHER_TIER_ENDPOINTS = (
 def _error(
     status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body: dict[str, Any] = {"code": code, "message": mask_secrets(message)}
     if fields:
         body["fields"] = fields
     return JSONResponse({"error": body}, status_code=status)
@@ -484,6 +487,7 @@ def create_app(
             return JSONResponse(body.model_dump(), status_code=503)
         return body
 
+    app.state.guards = {"reads": reads, "writes": writes}  # for the routers tiers mount
     for installed in installed_tiers():
         if installed.rank <= tier.rank and installed.extend_api is not None:
             installed.extend_api(app)

@@ -57,7 +57,7 @@ WITH created AS (
 ), event AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
     SELECT created.id, e.seq, e.event_type, e.payload, NULL, created.created_at
-    FROM created, (VALUES (1, 'created', $11::jsonb), (2, 'queued', '{{}}'::jsonb))
+    FROM created, (VALUES (1, 'created', $11::jsonb), (2, 'queued', '{{"attempt": 1}}'::jsonb))
         AS e (seq, event_type, payload)
     WHERE e.seq = 1 OR created.status = 'queued'
 )
@@ -82,10 +82,15 @@ _SET_STATUS = """
     last_seq = last_seq + 1
 """
 
+# The event carries the attempt of the step at the cursor, as last checkpointed, unless the
+# caller's payload names it (the runner does, for the moves it makes).
 _APPEND_STATUS_EVENT = """
 event AS (
     INSERT INTO execution_events (execution_id, seq, event_type, payload, dedupe_key, created_at)
-    SELECT id, last_seq, $10, $11::jsonb, NULL, $3 FROM changed
+    SELECT id, last_seq, $10,
+        jsonb_build_object('attempt', COALESCE((run_state->>'attempt')::int, 1)) || $11::jsonb,
+        NULL, $3
+    FROM changed
 )
 """
 
@@ -93,7 +98,7 @@ _TRANSITION = f"""
 WITH changed AS (
     UPDATE executions SET {_SET_STATUS}
     WHERE id = $1 AND status = ANY($12::text[])
-    RETURNING {EXECUTION_COLUMNS}, last_seq
+    RETURNING {EXECUTION_COLUMNS}, last_seq, run_state
 ), {_APPEND_STATUS_EVENT}
 SELECT {EXECUTION_COLUMNS} FROM changed
 """
@@ -422,7 +427,7 @@ class PostgresLedgerStore:
             new.backend,
             new.retry_count,
             utcnow(),
-            {"name": new.name},
+            {"name": new.name, "attempt": 1},
             new.status.value,
         )
 
