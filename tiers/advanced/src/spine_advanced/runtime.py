@@ -3,6 +3,10 @@
 On top it listens for the ledger's announcements (LISTEN/NOTIFY): `Dispatcher.wait` returns
 when its execution is announced finished, and idle workers wake when work is announced, with
 polling kept only as the slow fallback (`FALLBACK_POLL_SECONDS`).
+
+`SPINE_BACKEND` picks who runs the work: `local` (the default, intermediate's LocalBackend
+threads) or `celery` (`CeleryBackend`: messages on `SPINE_BROKER_URL`, run by
+`spine worker start --backend celery`). Everything else is the same runtime.
 """
 
 from __future__ import annotations
@@ -11,15 +15,40 @@ from typing import Any
 
 from spine_advanced.pg.listener import PgListener
 from spine_advanced.pg.migrations import require_all_current
+from spine_core.errors import ConfigurationError
 from spine_core.notifications import FALLBACK_POLL_SECONDS, NotificationHub
 from spine_core.tier import Runtime, Settings, Tier
 from spine_intermediate.pg.connect import PgDatabase
+from spine_intermediate.runtime import BackendFactory
 from spine_intermediate.runtime import build_runtime as build_intermediate_runtime
+
+BACKENDS = ("local", "celery")
+
+
+def backend_name(settings: Settings) -> str:
+    """`SPINE_BACKEND`, `local` unless set; a clear error for an unknown one."""
+    name = (settings.options.get("backend") or "local").strip().lower()
+    if name not in BACKENDS:
+        raise ConfigurationError(
+            f"SPINE_BACKEND must be one of {', '.join(BACKENDS)}, got {name!r}"
+        )
+    return name
+
+
+def _celery_backend(settings: Settings) -> BackendFactory:
+    from spine_advanced.celery.app import CelerySettings
+    from spine_advanced.celery.backend import CeleryBackend
+
+    celery_settings = CelerySettings.of(settings.options)
+    return lambda ledger, runner: CeleryBackend(ledger, runner, celery_settings)
 
 
 def build_runtime(tier: Tier, settings: Settings) -> Runtime:
-    """Intermediate's stores and LocalBackend, refusing a database without the advanced chain."""
-    runtime = build_intermediate_runtime(tier, settings)
+    """Intermediate's stores and the chosen backend, refusing a database without the chain."""
+    celery = backend_name(settings) == "celery"
+    runtime = build_intermediate_runtime(
+        tier, settings, backend=_celery_backend(settings) if celery else None
+    )
     try:
         db: PgDatabase = runtime.extras["database"]
         db.call(_require_all_current(db))
@@ -31,9 +60,10 @@ def build_runtime(tier: Tier, settings: Settings) -> Runtime:
     runtime.on_close.insert(0, listener.close)
     runtime.extras["listener"] = listener
     runtime.dispatcher.notifications = hub
-    backend: Any = runtime.backend
-    hub.on_work(backend.wake)
-    backend.max_poll_interval = FALLBACK_POLL_SECONDS
+    if not celery:
+        backend: Any = runtime.backend
+        hub.on_work(backend.wake)
+        backend.max_poll_interval = FALLBACK_POLL_SECONDS
     return runtime
 
 
