@@ -69,7 +69,15 @@ def make_app(settings: CelerySettings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_timeout=BROKER_TIMEOUT,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"socket_connect_timeout": BROKER_TIMEOUT},
+        # A send fails fast (one attempt) instead of retrying for seconds: the row is queued
+        # already and the reaper sends it again; a worker's own connection retries as usual.
+        broker_transport_options={
+            "socket_connect_timeout": BROKER_TIMEOUT,
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.1,
+            "interval_max": 0.2,
+        },
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_enable_remote_control=True,

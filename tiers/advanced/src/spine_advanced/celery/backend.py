@@ -109,7 +109,7 @@ class CeleryBackend:
         }
         try:
             with self.app.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT)
         except Exception as exc:
             info["broker_reachable"] = False
             return BackendHealth(False, self._describe(exc), info)
@@ -135,8 +135,8 @@ class CeleryBackend:
         """Nothing to start here: work runs in `spine worker start --backend celery`."""
 
     def stop(self) -> None:
-        """Close the broker connections this process opened for sending."""
-        try:
-            self.app.pool.force_close_all()
-        except Exception as exc:
-            log.debug("closing broker connections: %s", exc)
+        """Let go of the app; its broker connections stay in kombu's process-wide pool.
+
+        (Closing that pool would break every other app of this process on the same broker.)
+        """
+        self.app.close()
