@@ -31,7 +31,7 @@ def broker_unavailable_reason(url: str) -> str | None:
 
     try:
         with Connection(url, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
     except Exception as exc:
         return f"broker not reachable at {redact_url(url)}: {type(exc).__name__}: {exc}"
     return None
