@@ -78,6 +78,9 @@ def make_app(settings: CelerySettings) -> Celery:
             "interval_step": 0.1,
             "interval_max": 0.2,
         },
+        # A pool process opens its own database pool after the fork; on a busy machine that
+        # can take longer than Celery's default 4 s.
+        worker_proc_alive_timeout=30.0,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_enable_remote_control=True,

@@ -79,7 +79,6 @@ class PoolProcess:
             return self._not_claimed(execution_id)
         with self._lock:
             self._running.append(execution_id)
-        self.heartbeat.beat()
         try:
             after = self.backend.runner.advance(execution_id, claimed=row)
         finally:
