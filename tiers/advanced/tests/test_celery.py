@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from contextlib import contextmanager
 
@@ -14,7 +15,7 @@ from spine_advanced.tier import TIER
 from spine_core.status import ExecutionStatus
 from spine_core.tier import Settings
 from spine_intermediate.api import create_app
-from spine_intermediate.testing import step_calls
+from spine_intermediate.testing import free_port, spine_cmd, step_calls
 
 pytestmark = pytest.mark.postgres
 
@@ -118,3 +119,24 @@ def test_one_workflow_on_rabbitmq(advanced_pg_url, amqp_broker, tmp_path):
         health = rt.backend.health()
         assert health.healthy, health.detail
         assert "guest:***@127.0.0.1:5672" in health.info["broker"]
+
+
+def test_the_cli_submits_with_the_broker_down_and_prints_the_masked_warning(advanced_pg_url):
+    port = free_port()
+    env = celery_env(advanced_pg_url, f"redis://:hunter2@127.0.0.1:{port}/0")
+    done = subprocess.run(
+        spine_cmd("run", "test.noop", "--no-wait"), env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "test.noop: queued" in done.stdout
+    assert f"warning: broker redis://:***@127.0.0.1:{port}/0 unreachable" in done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_an_unknown_backend_is_refused_naming_the_choices(advanced_pg_url):
+    env = celery_env(advanced_pg_url, SPINE_BACKEND="kafka")
+    done = subprocess.run(
+        spine_cmd("run", "test.noop", "--no-wait"), env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "SPINE_BACKEND must be one of local, celery, got 'kafka'" in done.stderr

@@ -62,14 +62,14 @@ def test_sigkill_of_the_worker_process_group_mid_run_loses_nothing(
     try:
         first = CeleryWorker(env, concurrency=3).start()
         try:
-            ids = submit_counted(rt, tmp_path, 40, pause=0.05)
+            ids = submit_counted(rt, tmp_path, 30, pause=0.05)
             wait_until(lambda: count(rt, "completed") >= 5, 15, lambda: first.output[-2000:])
         finally:
             first.kill()
-        assert count(rt, "completed") < 40
+        assert count(rt, "completed") < 30
         with CeleryWorker(env, concurrency=3) as second:
             wait_until(
-                lambda: count(rt, "completed") == 40,
+                lambda: count(rt, "completed") == 30,
                 20,
                 lambda: f"{rt.store.count_by_status()}\n{second.output[-2000:]}",
             )

@@ -43,8 +43,13 @@ def _celery_backend(settings: Settings) -> BackendFactory:
     return lambda ledger, runner: CeleryBackend(ledger, runner, celery_settings)
 
 
-def build_runtime(tier: Tier, settings: Settings) -> Runtime:
-    """Intermediate's stores and the chosen backend, refusing a database without the chain."""
+def build_runtime(tier: Tier, settings: Settings, *, listen: bool = True) -> Runtime:
+    """Intermediate's stores and the chosen backend, refusing a database without the chain.
+
+    `listen=False` skips the LISTEN connection, for processes that never wait on the ledger
+    (Celery pool processes and the worker's main process: every announcement would wake them
+    for nothing).
+    """
     celery = backend_name(settings) == "celery"
     runtime = build_intermediate_runtime(
         tier, settings, backend=_celery_backend(settings) if celery else None
@@ -52,6 +57,8 @@ def build_runtime(tier: Tier, settings: Settings) -> Runtime:
     try:
         db: PgDatabase = runtime.extras["database"]
         db.call(_require_all_current(db))
+        if not listen:
+            return runtime
         hub = NotificationHub()
         listener = PgListener(settings.database_url, hub).start()
     except BaseException:

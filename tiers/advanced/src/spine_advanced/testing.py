@@ -49,17 +49,16 @@ def require(reason: str | None) -> None:
 
 def celery_env(db_url: str, broker_url: str = REDIS_URL, **extra: str) -> dict[str, str]:
     """`spine` subprocess environment on the Celery backend, a fresh queue, short leases."""
-    return spine_env(
-        db_url,
-        SPINE_TIER="advanced",
-        SPINE_BACKEND="celery",
-        SPINE_BROKER_URL=broker_url,
-        SPINE_CELERY_QUEUE=f"spine-test-{uuid.uuid4().hex[:10]}",
-        SPINE_LEASE_SECONDS="2",
-        SPINE_HEARTBEAT_INTERVAL="0.5",
-        SPINE_REDELIVER_AFTER="1",
-        **extra,
-    )
+    settings = {
+        "SPINE_TIER": "advanced",
+        "SPINE_BACKEND": "celery",
+        "SPINE_BROKER_URL": broker_url,
+        "SPINE_CELERY_QUEUE": f"spine-test-{uuid.uuid4().hex[:10]}",
+        "SPINE_LEASE_SECONDS": "2",
+        "SPINE_HEARTBEAT_INTERVAL": "0.5",
+        "SPINE_REDELIVER_AFTER": "1",
+    }
+    return spine_env(db_url, **{**settings, **extra})
 
 
 def options_of(env: dict[str, str]) -> dict[str, str]:

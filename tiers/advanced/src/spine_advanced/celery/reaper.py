@@ -21,10 +21,10 @@ import threading
 import time
 from typing import Any
 
-from spine_advanced.celery.backend import CeleryBackend
+from spine_advanced.celery.backend import BrokerUnreachable, CeleryBackend
 from spine_core.errors import ErrorCategory, ExecutionNotFound, IllegalTransition
 from spine_core.status import ExecutionStatus
-from spine_intermediate.pg.connect import PgDatabase
+from spine_intermediate.pg.connect import PgDatabase, scrub_password
 from spine_intermediate.workers import WorkerLedger
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Reaper:
             try:
                 self.tick()
             except Exception as exc:
-                log.warning("reaper tick failed: %s", exc)
+                log.warning("reaper tick failed: %s", self._safe(exc))
             self._stop.wait(self.settings.heartbeat_interval)
 
     def tick(self) -> bool:
@@ -116,7 +116,7 @@ class Reaper:
                 continue
             try:
                 self.backend.publish(row["id"], None)
-            except Exception as exc:
+            except BrokerUnreachable as exc:
                 log.warning("execution %s overdue, not re-sent: %s", row["id"], exc)
                 return  # the broker is down: the next tick tries again
             log.warning(
@@ -145,4 +145,11 @@ class Reaper:
             try:
                 self.backend.app.control.revoke(row["id"], terminate=True, signal="SIGKILL")
             except Exception as exc:
-                log.warning("execution %s: could not terminate its task: %s", row["id"], exc)
+                log.warning(
+                    "execution %s: could not terminate its task: %s", row["id"], self._safe(exc)
+                )
+
+    def _safe(self, exc: BaseException) -> str:
+        """An error's text without the broker's or the database's password."""
+        text = scrub_password(f"{type(exc).__name__}: {exc}", self.settings.broker_url)
+        return scrub_password(text, self.db.url)

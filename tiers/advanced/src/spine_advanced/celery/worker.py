@@ -18,6 +18,7 @@ from spine_advanced.celery.app import TASK_NAME
 from spine_advanced.celery.backend import CeleryBackend
 from spine_advanced.celery.process import PoolProcess, advance
 from spine_advanced.celery.reaper import Reaper
+from spine_advanced.runtime import build_runtime
 from spine_core.tier import Runtime, Settings, Tier
 
 log = logging.getLogger("spine.worker")
@@ -26,7 +27,7 @@ log = logging.getLogger("spine.worker")
 def run_worker(tier: Tier, settings: Settings, concurrency: int, loglevel: str = "WARNING") -> None:
     """Run the Celery worker in this process until it is told to stop (SIGTERM, SIGINT)."""
     settings = replace(settings, options={**settings.options, "backend": "celery"})
-    runtime = tier.open_runtime(settings)
+    runtime = build_runtime(tier, settings, listen=False)
     backend = runtime.backend
     assert isinstance(backend, CeleryBackend)
     app = backend.app
@@ -68,7 +69,7 @@ def run_worker(tier: Tier, settings: Settings, concurrency: int, loglevel: str =
 
 def _connect_signals(tier: Tier, settings: Settings, reaper: Reaper) -> list[tuple[Any, Any]]:
     def process_init(**kwargs: Any) -> None:
-        PoolProcess.open(lambda: tier.open_runtime(settings))
+        PoolProcess.open(lambda: build_runtime(tier, settings, listen=False))
 
     def process_shutdown(**kwargs: Any) -> None:
         if PoolProcess.current is not None:
