@@ -85,9 +85,12 @@ def _completed(runtime: Any, ids: list[str]) -> int:
     )
 
 
-def _runs_per_second(runtime: Any, n: int, latencies_ms: list[float]) -> float:
+def _runs_per_second(
+    runtime: Any, n: int, latencies_ms: list[float], submit_ms: list[float]
+) -> float:
     start = time.perf_counter()
     ids = [runtime.dispatcher.submit(noop.NAME).id for _ in range(n)]
+    submit_ms.append((time.perf_counter() - start) * 1000 / n)
     deadline = time.monotonic() + 120
     while _completed(runtime, ids) < n:
         if time.monotonic() > deadline:
@@ -121,10 +124,11 @@ def bench_single_step_runs_celery_backend(cfg: Config) -> Outcome:
     """Executions/s through the Celery backend against raw Celery tasks/s (target 0.7)."""
     n = 100 if cfg.quick else 1000
     latencies: list[float] = []
+    submit_ms: list[float] = []
     with celery_worker(concurrency=cfg.workers, prefetch=1) as raw, spine_celery(cfg.workers) as rt:
         prod, base = repeat(
             cfg.runs,
-            lambda: _runs_per_second(rt, n, latencies),
+            lambda: _runs_per_second(rt, n, latencies, submit_ms),
             lambda: raw.single_runs_per_second(n),
             "runs/s",
         )
@@ -134,6 +138,7 @@ def bench_single_step_runs_celery_backend(cfg: Config) -> Outcome:
         "prefetch_multiplier": 1,
         "submit_to_completed_ms_p50": percentile(latencies, 50),
         "submit_to_completed_ms_p99": percentile(latencies, 99),
+        "submit_ms_per_execution_median": sorted(submit_ms)[len(submit_ms) // 2],
     }
     return Outcome(
         "single_step_runs_celery_backend",
