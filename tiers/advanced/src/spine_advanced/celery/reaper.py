@@ -120,7 +120,7 @@ class Reaper:
                 log.warning("execution %s overdue, not re-sent: %s", row["id"], exc)
                 return  # the broker is down: the next tick tries again
             log.warning(
-                "execution %s re-sent: queued and due for over %.0fs without a claim",
+                "execution %s re-sent: queued and due for over %gs without a claim",
                 row["id"],
                 after,
             )
