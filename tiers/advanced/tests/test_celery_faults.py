@@ -21,12 +21,19 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 STEPS = ["one", "two", "three", "four"]
 
 
-def submit_counted(rt, root, n, pause):
+def submit_counted(rt, root, n, pause, http=None):
+    """`n` test.counted runs, each in its own folder; through `http` (the API) if given."""
     ids = []
     for i in range(n):
         folder = root / f"run{i}"
         folder.mkdir()
-        ids.append(rt.dispatcher.submit("test.counted", {"dir": str(folder), "pause": pause}).id)
+        params = {"dir": str(folder), "pause": pause}
+        if http is None:
+            ids.append(rt.dispatcher.submit("test.counted", params).id)
+            continue
+        answer = http.post("/executions", json={"pipeline": "test.counted", "params": params})
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["id"])
     return ids
 
 
@@ -54,15 +61,17 @@ def count(rt, status):
     return rt.store.count_by_status().get(status, 0)
 
 
-def test_sigkill_of_the_worker_process_group_mid_run_loses_nothing(
+def test_sigkill_of_the_worker_process_group_mid_run_loses_nothing_submitted_over_http(
     advanced_pg_url, redis_broker, tmp_path
 ):
     env = celery_env(advanced_pg_url, redis_broker)
     rt = build_runtime(TIER, Settings(advanced_pg_url, options_of(env)))
+    app = create_app(runtime=rt, settings=Settings(advanced_pg_url, {"api_worker": "none"}))
     try:
         first = CeleryWorker(env, concurrency=3).start()
         try:
-            ids = submit_counted(rt, tmp_path, 30, pause=0.05)
+            with TestClient(app) as http:
+                ids = submit_counted(rt, tmp_path, 30, pause=0.05, http=http)
             wait_until(lambda: count(rt, "completed") >= 5, 15, lambda: first.output[-2000:])
         finally:
             first.kill()
