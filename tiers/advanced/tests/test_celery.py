@@ -95,8 +95,10 @@ def test_a_multi_step_workflow_a_retried_one_and_a_durable_wait_run_on_celery(
 
 def test_sigterm_is_a_warm_shutdown_the_run_in_flight_finishes(advanced_pg_url, redis_broker):
     env = celery_env(advanced_pg_url, redis_broker)
+    without_setting = {k: v for k, v in env.items() if k != "SPINE_BACKEND"}
     with client_runtime(advanced_pg_url, env) as rt:
-        worker = CeleryWorker(env, concurrency=1).start()
+        # --backend celery alone selects it (SPINE_BACKEND is not set for the worker).
+        worker = CeleryWorker(without_setting, 1, ("--backend", "celery")).start()
         try:
             execution = rt.dispatcher.submit("test.sleep", {"seconds": 1.5})
             deadline = time.monotonic() + 10

@@ -69,9 +69,12 @@ def options_of(env: dict[str, str]) -> dict[str, str]:
 class CeleryWorker:
     """`spine worker start --backend celery` in its own process group; ready once it says so."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str], concurrency: int = 2, args: tuple[str, ...] = ()
+    ) -> None:
         self.env = env
         self.concurrency = concurrency
+        self.args = args
         self._log = tempfile.NamedTemporaryFile(prefix="spine-celery-", suffix=".log")  # noqa: SIM115
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -83,7 +86,7 @@ class CeleryWorker:
     def start(self, timeout: float = 20) -> CeleryWorker:
         """Start it and wait until its reaper runs (the pool processes are up by then)."""
         self.proc = subprocess.Popen(
-            spine_cmd("worker", "start", "--concurrency", str(self.concurrency)),
+            spine_cmd("worker", "start", "--concurrency", str(self.concurrency), *self.args),
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
