@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import durable_suite, map_suite, memory, postgres_suite, sqlite_suite
+from bench import celery_backend, durable_suite, map_suite, memory, postgres_suite, sqlite_suite
 from bench.common import DATA_DIR, Config, postgres_version
 from bench.harness import Outcome, format_table, write_results
 
@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, Callable[[Config], Outcome]] = {
     "workflow_10_steps_vs_celery": durable_suite.bench_workflow_steps_vs_celery,
     "single_step_runs_vs_celery": durable_suite.bench_single_step_runs_vs_celery,
     "map_1000_vs_chord": map_suite.bench_map_vs_chord,
+    "single_step_runs_celery_backend": celery_backend.bench_single_step_runs_celery_backend,
+    "workflow_10_steps_celery_backend": celery_backend.bench_workflow_10_steps_celery_backend,
     "memory_streaming": memory.bench_memory,
     "ingest_growth": sqlite_suite.bench_ingest_growth,
 }

@@ -23,6 +23,10 @@ from celery import Celery, chain, chord
 REDIS_URL = os.environ.get("SPINE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 """Redis database 13 is the benchmarks' own; the tests use other numbers."""
 
+PREFETCH_ENV = "SPINE_BENCH_CELERY_PREFETCH"
+"""The worker's prefetch multiplier (4 unless set): the Celery-backend benchmark sets 1, as the
+backend does, so both sides run with the same worker settings."""
+
 QUEUE_ENV = "SPINE_BENCH_CELERY_QUEUE"
 """The run's own queue, the default for every task (a chain's later links included), so that
 the client and the worker process agree on it without naming it per call."""
@@ -31,7 +35,7 @@ app = Celery("bench_celery", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue=os.environ.get(QUEUE_ENV, "bench"),
     task_acks_late=True,
-    worker_prefetch_multiplier=4,
+    worker_prefetch_multiplier=int(os.environ.get(PREFETCH_ENV, "4")),
     result_expires=600,
     broker_connection_retry_on_startup=True,
 )
@@ -70,7 +74,9 @@ class CeleryBaseline:
 
 
 @contextmanager
-def celery_worker(concurrency: int = 4, startup_timeout: float = 30) -> Iterator[CeleryBaseline]:
+def celery_worker(
+    concurrency: int = 4, startup_timeout: float = 30, prefetch: int = 4
+) -> Iterator[CeleryBaseline]:
     """A prefork Celery worker on a fresh queue; stopped (SIGTERM, then SIGKILL) on exit."""
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     app.conf.task_default_queue = queue
@@ -95,7 +101,7 @@ def celery_worker(concurrency: int = 4, startup_timeout: float = 30) -> Iterator
             "WARNING",
         ],
         cwd=root,
-        env={**os.environ, QUEUE_ENV: queue},
+        env={**os.environ, QUEUE_ENV: queue, PREFETCH_ENV: str(prefetch)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,

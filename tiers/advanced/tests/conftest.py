@@ -44,3 +44,31 @@ def advanced_pg_url():
         finally:
             bridge.close()
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_broker():
+    """The shared Redis, database 5 (the Celery tests' own), or a skip with the reason."""
+    from spine_advanced.celery.testing import REDIS_URL, broker_unavailable_reason, require
+
+    require(broker_unavailable_reason(REDIS_URL))
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def amqp_broker():
+    """The shared RabbitMQ (default vhost; each test declares its own queue), or a skip."""
+    from spine_advanced.celery.testing import AMQP_URL, broker_unavailable_reason, require
+
+    require(broker_unavailable_reason(AMQP_URL))
+    return AMQP_URL
+
+
+@pytest.fixture
+def own_redis():
+    """A private redis-server on a spare port, for tests that restart or stop the broker."""
+    from spine_advanced.celery.testing import OwnRedis, require
+
+    require(OwnRedis.unavailable_reason())
+    with OwnRedis() as server:
+        yield server

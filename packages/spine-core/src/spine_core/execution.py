@@ -112,6 +112,9 @@ class Execution:
     worker_id: str | None = None
     due_at: datetime | None = None
     """A queued execution is not claimed before this (retry backoff, durable wait)."""
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    """Not stored: what the backend could not do at submit (e.g. broker unreachable, the
+    execution stays queued and is sent later); the API and the CLI show it to the submitter."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, the same shape the CLI and the API print."""
@@ -134,6 +137,7 @@ class Execution:
             "error_category": self.error_category,
             "result": self.result,
             "due_at": self.due_at.isoformat() if self.due_at else None,
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
 

@@ -1,20 +1,22 @@
 """The advanced tier's `spine` commands, applied after intermediate's through `Tier.extend_cli`.
 
-Intermediate's commands stay (worker, api, runs, run --api); `db init` is the same command,
-given both migration chains; `events ID`, `cancel ID`, `dlq list|show|retry|discard` and
-`doctor` are added.
+Intermediate's commands stay (api, runs, run --api); `db init` is the same command, given both
+migration chains; `worker start` gains `--backend local|celery`; `events ID`, `cancel ID`,
+`dlq list|show|retry|discard` and `doctor` are added.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from spine_basic.cli.context import current_settings, current_tier, open_runtime, run_cli_errors
-from spine_intermediate.cli import make_db_init
+from spine_intermediate.cli import _console_logging, make_db_init
+from spine_intermediate.cli import worker_start as local_worker_start
 
 
 def _chains() -> Sequence[tuple[Any, ...]]:
@@ -174,10 +176,65 @@ def doctor(fmt: str) -> None:
         raise click.exceptions.Exit(1)
 
 
+@click.command("start")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "celery"]),
+    default=None,
+    help="local: worker threads claiming from the ledger; celery: a Celery worker "
+    "(default SPINE_BACKEND or local).",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker threads, or Celery pool processes (default SPINE_WORKERS or 4).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="local: seconds in-flight work may take to finish on shutdown (default 30); "
+    "Celery's warm shutdown always lets in-flight work finish.",
+)
+@click.pass_context
+@run_cli_errors
+def worker_start(
+    ctx: click.Context, backend: str | None, concurrency: int | None, grace: float | None
+) -> None:
+    """Run queued executions until SIGINT/SIGTERM, on worker threads or as a Celery worker.
+
+    On a signal it stops taking work and lets in-flight executions finish (local: within the
+    grace period, then hands the rest back to the queue).
+    """
+    from spine_advanced.runtime import backend_name
+    from spine_intermediate.runtime import DEFAULT_CONCURRENCY, int_option
+
+    tier = current_tier()
+    settings = current_settings(tier)
+    if backend is not None:
+        settings = replace(settings, options={**settings.options, "backend": backend})
+    if backend_name(settings) != "celery":
+        ctx.invoke(local_worker_start, concurrency=concurrency, grace=grace)
+        return
+    from spine_advanced.celery.worker import run_worker
+
+    _console_logging()
+    run_worker(
+        tier,
+        settings,
+        concurrency or int_option(settings.options, "workers", DEFAULT_CONCURRENCY, minimum=1),
+    )
+
+
 def extend_cli(group: click.Group) -> None:
-    """Replace `db init` (both chains, intermediate's first); add events, cancel, dlq, doctor."""
+    """Replace `db init` (both chains) and `worker start`; add events, cancel, dlq, doctor."""
     db = group.commands["db"]
     assert isinstance(db, click.Group)
     db.add_command(make_db_init(_chains))
+    worker = group.commands["worker"]
+    assert isinstance(worker, click.Group)
+    worker.add_command(worker_start)
     for command in (events, cancel, dlq, doctor):
         group.add_command(command)

@@ -17,6 +17,7 @@ from spine_core.execution import Execution, Lane, utcnow
 from spine_core.ports import LedgerStore
 from spine_core.runner import ExecutionRunner
 from spine_core.status import ExecutionStatus, is_terminal
+from spine_intermediate.heartbeat import Heartbeat
 from spine_intermediate.pg.connect import DatabaseUnreachable
 from spine_intermediate.workers import WorkerLedger
 
@@ -71,7 +72,9 @@ class LocalBackend:
         self._stopping = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._threads_aux: list[threading.Thread] = []
+        self._heartbeat = Heartbeat(
+            self.workers, self.worker_id, heartbeat_interval, lambda: self.in_flight, self._reap
+        )
         self._in_flight: dict[str, str] = {}  # execution id -> thread worker id
         self._lock = threading.Lock()
         self._started = False
@@ -144,9 +147,9 @@ class LocalBackend:
             )
             thread.start()
             self._threads.append(thread)
-        beat = threading.Thread(target=self._beat, name="spine-heartbeat", daemon=True)
-        beat.start()
-        self._threads_aux = [beat]
+        self._heartbeat.interval = self.heartbeat_interval
+        self._heartbeat.worker_id = self.worker_id
+        self._heartbeat.start()
         self._started = True
         log.info("worker %s started with %d threads", self.worker_id, self.concurrency)
 
@@ -176,8 +179,7 @@ class LocalBackend:
                 log.warning("execution %s handed back to the queue (worker stopping)", execution_id)
             except (IllegalTransition, ExecutionNotFound):
                 pass  # it finished in the meantime
-        for thread in self._threads_aux:
-            thread.join(1.0)
+        self._heartbeat.stop()
         self._threads = []
         self._started = False
         self._bookkeep(lambda workers: workers.worker_stopped(self.worker_id))
@@ -293,14 +295,6 @@ class LocalBackend:
             delay = self.poll_interval
             log.debug("worker %s claimed %s (%s)", thread_id, execution.id, execution.name)
             self._run_claimed(execution, thread_id)
-
-    def _beat(self) -> None:
-        self._reap()
-        while not self._stopping.wait(self.heartbeat_interval):
-            with self._lock:
-                running = list(self._in_flight)
-            self._bookkeep(lambda workers, ids=running: workers.heartbeat(self.worker_id, ids))
-            self._reap()
 
     def _reap(self) -> None:
         if self.workers is None or self.lease_seconds <= 0:

@@ -119,6 +119,8 @@ def _run_no_wait(
         click.echo(json.dumps(execution.to_dict(), indent=2, default=str))
     else:
         click.echo(f"{execution.name}: {execution.status.value} (execution {execution.id})")
+    for warning in execution.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _wrap_query_metrics(base: click.Command) -> click.Command:

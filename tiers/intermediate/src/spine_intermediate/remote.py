@@ -50,6 +50,7 @@ def execution_from_json(data: Mapping[str, Any]) -> Execution:
         error=data.get("error"),
         error_category=data.get("error_category"),
         result=data.get("result"),
+        warnings=tuple(data.get("warnings") or ()),
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from spine_core.backend import Backend
 from spine_core.errors import ConfigurationError
 from spine_core.history import HistoryObserver
 from spine_core.registry import Registry
@@ -47,11 +48,22 @@ def float_option(options: Mapping[str, str], name: str, default: float) -> float
         raise ConfigurationError(f"SPINE_{name.upper()} must be a number, got {raw!r}") from None
 
 
-def build_runtime(tier: Tier, settings: Settings, *, concurrency: int | None = None) -> Runtime:
+BackendFactory = Callable[[PostgresLedgerStore, ExecutionRunner], Backend]
+"""Builds a tier's backend over the ledger and the runner (the advanced tier's Celery)."""
+
+
+def build_runtime(
+    tier: Tier,
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    backend: BackendFactory | None = None,
+) -> Runtime:
     """Connect (pool sized by SPINE_POOL_MIN/MAX), check the schema, wire everything.
 
-    The LocalBackend is created but not started: `spine worker start`, the API with
-    SPINE_API_WORKER=embedded, or `spine run` (one execution in-process) start work.
+    The backend is `backend(ledger, runner)` if given, else a LocalBackend, created but not
+    started: `spine worker start`, the API with SPINE_API_WORKER=embedded, or `spine run` (one
+    execution in-process) start work.
     """
     low, high = pool_sizes(settings.options)
     db = PgDatabase.connect(settings.database_url, min_size=low, max_size=high)
@@ -64,7 +76,9 @@ def build_runtime(tier: Tier, settings: Settings, *, concurrency: int | None = N
     resources = Resources({OtcStore: otc})
     registry = Registry()
 
-    def make_backend(runner: ExecutionRunner) -> LocalBackend:
+    def make_backend(runner: ExecutionRunner) -> Backend:
+        if backend is not None:
+            return backend(ledger, runner)
         return LocalBackend(
             ledger,
             runner,

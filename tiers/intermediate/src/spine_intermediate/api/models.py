@@ -79,6 +79,11 @@ class ExecutionOut(BaseModel):
     due_at: datetime | None = Field(
         default=None, description="A queued execution is not claimed before this moment."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the backend could not do yet, e.g. reach its broker: the execution "
+        "stays queued and is sent once the broker answers.",
+    )
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:

@@ -62,7 +62,8 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
-def _scrub(message: str, url: str) -> str:
+def scrub_password(message: str, url: str) -> str:
+    """`message` with the password of `url` (raw or percent-decoded) replaced by `***`."""
     try:
         password = urlsplit(url).password
     except ValueError:
@@ -82,7 +83,7 @@ class DatabaseUnreachable(ConfigurationError):
 
 def unreachable(url: str, exc: BaseException) -> DatabaseUnreachable:
     """The error for a server that cannot be reached; never includes the password."""
-    reason = _scrub(str(exc) or type(exc).__name__, url)
+    reason = scrub_password(str(exc) or type(exc).__name__, url)
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         reason += "; create it with: spine db init"
     return DatabaseUnreachable(f"cannot reach PostgreSQL at {describe_target(url)}: {reason}")
