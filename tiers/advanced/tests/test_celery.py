@@ -142,3 +142,17 @@ def test_an_unknown_backend_is_refused_naming_the_choices(advanced_pg_url):
     )
     assert done.returncode != 0
     assert "SPINE_BACKEND must be one of local, celery, got 'kafka'" in done.stderr
+
+
+def test_a_map_runs_its_children_as_celery_messages(advanced_pg_url, redis_broker):
+    """Each item is a child execution; its message, and its parent's wake-up, go by Celery."""
+    env = celery_env(advanced_pg_url, redis_broker)
+    with client_runtime(advanced_pg_url, env) as rt, CeleryWorker(env):
+        parent = rt.dispatcher.submit("test.map", {"n": 40})
+        done = rt.dispatcher.wait(parent.id, timeout=60)
+        assert done.status is ExecutionStatus.COMPLETED, done.error
+        assert done.result["outputs"]["each"] == [i * i for i in range(40)]
+        children = rt.extras["runner"].fanout.list_children(parent.id)
+        assert len(children) == 40
+        assert {c.status for c in children} == {ExecutionStatus.COMPLETED}
+        assert {c.backend for c in children} == {"celery"}
