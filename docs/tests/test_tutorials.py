@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,22 +224,35 @@ def postgres() -> None:
     require_postgres()
 
 
-def test_intermediate_tutorial(postgres: None, workdir: Path, basic_tutorial: Ran):
+@pytest.fixture(scope="module")
+def tutorial_database(postgres: None) -> Iterator[str]:
+    """The PostgreSQL database tutorials 2 and 3 share, as a reader's `spine` database."""
+    with temporary_database(migrated=False) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def intermediate_tutorial(workdir: Path, basic_tutorial: Ran, tutorial_database: str) -> Ran:
+    """Tutorial 2, run once: tutorial 3 starts from its database and virtual environment."""
     if basic_tutorial.returncode != 0:
         pytest.fail("tutorial 1 failed, and tutorial 2 starts from where it ends")
     text = (TUTORIAL / "02-intermediate.md").read_text()
     port = free_port()
-    with temporary_database(migrated=False) as url:
-        script = script_of(console_commands(text))
-        for tutorial_value, ours in (
-            (TUTORIAL_DB_URL, url),
-            (TUTORIAL_API, f"127.0.0.1:{port}"),
-            ("--port 8000", f"--port {port}"),
-        ):
-            assert tutorial_value in script, f"the tutorial no longer uses {tutorial_value}"
-            script = script.replace(tutorial_value, ours)
-        assert "8000" not in script, "a port the test does not replace"
-        ran = run_script(script, workdir, "02-intermediate")
+    script = script_of(console_commands(text))
+    for tutorial_value, ours in (
+        (TUTORIAL_DB_URL, tutorial_database),
+        (TUTORIAL_API, f"127.0.0.1:{port}"),
+        ("--port 8000", f"--port {port}"),
+    ):
+        assert tutorial_value in script, f"the tutorial no longer uses {tutorial_value}"
+        script = script.replace(tutorial_value, ours)
+    assert "8000" not in script, "a port the test does not replace"
+    return run_script(script, workdir, "02-intermediate")
+
+
+def test_intermediate_tutorial(intermediate_tutorial: Ran):
+    text = (TUTORIAL / "02-intermediate.md").read_text()
+    ran = intermediate_tutorial
     out = ran.check()
     assert "active tier: intermediate" in out
     assert_versions_shown_as_run(text, out)
@@ -254,3 +268,35 @@ def test_intermediate_tutorial(postgres: None, workdir: Path, basic_tutorial: Ra
     assert re.search(r"otc\.daily\s+1\s+completed", out)  # spine runs list
     header = [ln for ln in out.splitlines() if ln.startswith("trade_date")]
     assert len(header) >= 2  # spine query metrics, local and over --api
+
+
+TUTORIAL_BROKER_URL = "redis://127.0.0.1:6379/0"
+TEST_BROKER_URL = "redis://127.0.0.1:6379/10"
+"""Tutorial 3's broker, and the Redis database its test uses instead (never the shared 0)."""
+
+
+def test_advanced_tutorial(workdir: Path, intermediate_tutorial: Ran, tutorial_database: str):
+    from spine_advanced.celery.testing import broker_unavailable_reason, require
+
+    require(broker_unavailable_reason(TEST_BROKER_URL))
+    if intermediate_tutorial.returncode != 0:
+        pytest.fail("tutorial 2 failed, and tutorial 3 starts from where it ends")
+    text = (TUTORIAL / "03-advanced.md").read_text()
+    script = script_of(console_commands(text))
+    for tutorial_value, ours in (
+        (TUTORIAL_DB_URL, tutorial_database),
+        (TUTORIAL_BROKER_URL, TEST_BROKER_URL),
+    ):
+        assert tutorial_value in script, f"the tutorial no longer uses {tutorial_value}"
+        script = script.replace(tutorial_value, ours)
+    out = run_script(script, workdir, "03-advanced", timeout=600).check()
+    assert "active tier: advanced" in out
+    assert_versions_shown_as_run(text, out)
+    assert re.search(r"applied \d+", out)  # the advanced chain on top of the kept data
+    assert re.search(r"otc\.daily\s+1\s+completed", out)  # tutorial 2's run is still there
+    assert "otc.backfill: completed" in out
+    assert re.search(r"otc\.daily failed: .*no such file: late\.psv", out) and "exit code 1" in out
+    assert re.search(r"failed \(VALIDATION\), not retried\s+1\s+\S+\s+open", out)
+    assert "retried as execution" in out
+    assert re.search(r"^\s*\d+\s+cancelled\s", out, re.M)  # the cancelled run's last event
+    assert re.search(r"^ok\s+broker", out, re.M)

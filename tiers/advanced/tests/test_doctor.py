@@ -86,3 +86,21 @@ def test_a_schema_behind_the_code_fails_naming_the_fix(intermediate_pg_url):
 )
 def test_lease_settings(heartbeat, lease, status):
     assert lease_check(heartbeat, lease, 30).status == status
+
+
+@pytest.mark.postgres
+def test_celery_broker_down_fails_naming_it_and_up_without_workers_warns(
+    advanced_pg_url, redis_broker, monkeypatch
+):
+    monkeypatch.setenv("SPINE_BACKEND", "celery")
+    down = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/5"
+    monkeypatch.setenv("SPINE_BROKER_URL", down)
+    result = doctor(advanced_pg_url)
+    assert result.exit_code == 1, result.output
+    broker = next(line for line in result.output.splitlines() if " broker " in line)
+    assert broker.startswith("fail") and "127.0.0.1" in broker
+    assert PASSWORD not in result.output
+    monkeypatch.setenv("SPINE_BROKER_URL", redis_broker)
+    result = doctor(advanced_pg_url)
+    broker = next(line for line in result.output.splitlines() if " broker " in line)
+    assert broker.startswith("warn") and "no Celery worker answers" in broker
