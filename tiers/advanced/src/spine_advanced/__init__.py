@@ -1,3 +1,5 @@
-"""Market Spine's advanced tier: the intermediate runtime with its own schema on top."""
+"""The advanced tier: Celery, dead letters, logical keys, checkpoint/resume, map fan-out."""
 
-__version__ = "0.1.0"
+from spine_core import _distribution_version
+
+__version__ = _distribution_version("market-spine-advanced")
