@@ -1,5 +1,5 @@
-"""The advanced tier: Celery, dead letters, logical keys, checkpoint/resume, map fan-out."""
+"""Market Spine's advanced tier: Celery, dead letters, map fan-out, checkpoint and resume."""
 
-from spine_core import _distribution_version
+from importlib.metadata import version as _distribution_version
 
 __version__ = _distribution_version("market-spine-advanced")
