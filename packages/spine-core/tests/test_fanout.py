@@ -312,3 +312,35 @@ def test_one_version_is_registered_once():
     registry.add(Workflow("v", (Step.lambda_("a", lambda c: 1),)))
     with pytest.raises(WorkflowDefinitionError, match="'v' version 1 is already registered"):
         registry.add(Workflow("v", (Step.lambda_("a", lambda c: 2),)))
+
+
+def test_a_resumed_map_runs_its_items_again_as_new_children():
+    """The failed round's children stay linked to the parent; the new round's outputs count."""
+    from spine_core.capabilities import capabilities_up_to
+
+    seen = {"failed_once": False}
+
+    def body(ctx):
+        if ctx.params["item"] == 1 and not seen["failed_once"]:
+            seen["failed_once"] = True
+            raise RuntimeError("flaky item")
+        return ctx.params["item"] * 10
+
+    registry = Registry(load_entry_points=False)
+    registry.add(Workflow("m", (Step.map("each", [0, 1, 2], Step.lambda_("b", body), 3),)))
+    store, runner, dispatcher = make(registry)
+    failed = drain(store, runner, dispatcher.submit("m").id)
+    assert failed.status is S.FAILED and "flaky item" in failed.error
+    advanced = Dispatcher(
+        store,
+        LedgerQueue(),
+        registry,
+        capabilities_up_to("market-spine-advanced"),
+        "t",
+        fanout=store,
+    )
+    advanced.resume(failed.id)
+    done = drain(store, runner, failed.id)
+    assert done.status is S.COMPLETED, done.error
+    assert done.result["outputs"]["each"] == [0, 10, 20]
+    assert len(store.list_children(failed.id)) == 6

@@ -264,8 +264,9 @@ class InMemoryLedgerStore:
             self._states[parent_id] = wait.state.to_json()
             for new in wait.children:
                 self.create_execution(new)
-            counts = Counter(c.status.value for c in self.list_children(parent_id))
-            wake, _ = wake_decision(counts, FanOut.from_dict(wait.state.fanout))
+            fanout = FanOut.from_dict(wait.state.fanout)
+            round_ = fanout.of_this_round(self.list_children(parent_id))
+            wake, _ = wake_decision(Counter(c.status.value for c in round_), fanout)
             woken_meanwhile = row.due_at is not None
             moved = self.transition(parent_id, ExecutionStatus.QUEUED, payload=wait.payload)
             due = utcnow() if wake or woken_meanwhile else wait.recheck_at
@@ -284,8 +285,9 @@ class InMemoryLedgerStore:
             waiting = parent.status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
             if not waiting or state is None or state.fanout is None:
                 return ChildNews()
-            counts = Counter(c.status.value for c in self.list_children(parent_id))
-            wake, release = wake_decision(counts, FanOut.from_dict(state.fanout))
+            fanout = FanOut.from_dict(state.fanout)
+            round_ = fanout.of_this_round(self.list_children(parent_id))
+            wake, release = wake_decision(Counter(c.status.value for c in round_), fanout)
             released = self._release(parent_id, release)
             if not wake:
                 return ChildNews(None, released)

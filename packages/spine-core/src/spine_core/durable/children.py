@@ -106,12 +106,18 @@ def wake_decision(counts: Mapping[str, int], fanout: FanOut) -> tuple[bool, int]
 
 @dataclass(frozen=True)
 class FanOut:
-    """What a parent waiting on its children keeps in its run state."""
+    """What a parent waiting on its children keeps in its run state.
+
+    `first_child` is the id of the first child of this round: a map step that runs again (a
+    resumed parent) makes new children, and the earlier round's, still linked to the parent,
+    count no more (ids sort by creation).
+    """
 
     step: str
     children: int
     max_active: int
     on_failure: str = "fail"
+    first_child: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as run state keeps it."""
@@ -120,6 +126,7 @@ class FanOut:
             "children": self.children,
             "max_active": self.max_active,
             "on_failure": self.on_failure,
+            "first_child": self.first_child,
         }
 
     @classmethod
@@ -130,7 +137,12 @@ class FanOut:
             int(data["children"]),
             int(data["max_active"]),
             str(data.get("on_failure", "fail")),
+            str(data.get("first_child", "")),
         )
+
+    def of_this_round(self, children: Iterable[Execution]) -> list[Execution]:
+        """The children this fan-out made, oldest first (not an earlier round's)."""
+        return sorted((c for c in children if c.id >= self.first_child), key=lambda c: c.id)
 
 
 def map_items(step: Step, context_items: Iterable[Any] | Any) -> list[Any]:
@@ -174,6 +186,7 @@ def gather(step: Step, fanout: FanOut, children: Sequence[Execution]) -> StepRes
     Outputs come in item order (children are created in that order, and ids sort by it). A
     failed child fails the step at once unless the map collects failures.
     """
+    children = fanout.of_this_round(children)
     done = [c for c in children if c.status in _FINISHED]
     failed = [(i, c) for i, c in enumerate(children) if c.status in _UNSUCCESSFUL]
     if failed and fanout.on_failure == "fail":

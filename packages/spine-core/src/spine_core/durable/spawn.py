@@ -83,7 +83,7 @@ class ChildSteps:
             for p in params
         ]
         max_active = step.max_concurrency if step.kind is StepKind.MAP else 1
-        fanout = FanOut(step.name, len(children), max_active, step.on_failure)
+        fanout = FanOut(step.name, len(children), max_active, step.on_failure, children[0].id)
         raise self._wait(fanout, children)
 
     def _child_params(self, step: Step, ctx: WorkflowContext) -> list[dict]:

@@ -33,21 +33,22 @@ def wait_for(
     parent: Execution, count: int, max_active: int, *, on_failure: str = "fail"
 ) -> ChildWait:
     """The parent's move to waiting for `count` new children, `max_active` at a time."""
-    fanout = FanOut("each", count, max_active, on_failure)
+    children = [
+        NewExecution(
+            name="wf@1/each",
+            params={"item": i},
+            trigger_source=TriggerSource.WORKFLOW,
+            parent_execution_id=parent.id,
+            status=S.PENDING,
+        )
+        for i in range(count)
+    ]
+    fanout = FanOut("each", count, max_active, on_failure, children[0].id)
     return ChildWait(
         state=RunState("wf", 1, 0, fanout=fanout.to_dict()),
         worker_id=parent.worker_id,
         recheck_at=utcnow() + timedelta(seconds=30),
-        children=[
-            NewExecution(
-                name="wf@1/each",
-                params={"item": i},
-                trigger_source=TriggerSource.WORKFLOW,
-                parent_execution_id=parent.id,
-                status=S.PENDING,
-            )
-            for i in range(count)
-        ],
+        children=children,
         release=max_active,
         payload={"reason": "waiting for children"},
     )
@@ -172,6 +173,19 @@ class FanOutStoreConformance:
         news = end_child(ledger, child.id)
         assert news.woken is None and list(news.released) == []
         assert ledger.get_execution(parent.id).status is S.RUNNING
+
+    def test_an_earlier_rounds_children_count_no_more(self, ledger) -> None:
+        """A map run again (its parent resumed) waits for its new children only."""
+        parent = running_parent(ledger)
+        ledger.await_children(parent.id, wait_for(parent, 1, 1))
+        (old,) = ledger.list_children(parent.id)
+        end_child(ledger, old.id, S.FAILED)
+        ledger.transition(parent.id, S.RUNNING, worker_id="w1")
+        row, released = ledger.await_children(parent.id, wait_for(parent, 2, 1))
+        assert row.status is S.QUEUED and row.due_at > utcnow() + timedelta(seconds=20)
+        assert len(released) == 1 and released[0].id > old.id
+        news = end_child(ledger, released[0].id)
+        assert news.woken is None and len(news.released) == 1
 
     @settings(
         max_examples=15,

@@ -90,7 +90,8 @@ UPDATE executions SET due_at = $2 WHERE id = $1 RETURNING {EXECUTION_COLUMNS}
 """
 
 _CHILD_COUNTS = (
-    "SELECT status, count(*) AS n FROM executions WHERE parent_execution_id = $1 GROUP BY status"
+    "SELECT status, count(*) AS n FROM executions WHERE parent_execution_id = $1 AND id >= $2 "
+    "GROUP BY status"
 )
 
 
@@ -124,7 +125,7 @@ class PostgresFanOut:
                 return parent, []
             if wait.children:
                 await conn.execute(_CREATE_CHILDREN, parent_id, now, *_columns(wait))
-            wake, _ = wake_decision(await _counts(conn, parent_id), fanout)
+            wake, _ = wake_decision(await _counts(conn, parent_id, fanout), fanout)
             moved = await conn.fetchrow(
                 _PARENT_WAITS,
                 parent_id,
@@ -163,7 +164,7 @@ class PostgresFanOut:
             if parent["status"] not in ("queued", "running"):
                 return ChildNews()
             fanout = FanOut.from_dict(_json(parent["fanout"]))
-            wake, release = wake_decision(await _counts(conn, parent_id), fanout)
+            wake, release = wake_decision(await _counts(conn, parent_id, fanout), fanout)
             released = await self._release(conn, parent_id, release, now)
             if not wake:
                 return ChildNews(None, released)
@@ -243,5 +244,7 @@ def _columns(wait: ChildWait) -> tuple[list[str], ...]:
     )
 
 
-async def _counts(conn: asyncpg.Connection, parent_id: str) -> dict[str, int]:
-    return {r["status"]: r["n"] for r in await conn.fetch(_CHILD_COUNTS, parent_id)}
+async def _counts(conn: asyncpg.Connection, parent_id: str, fanout: FanOut) -> dict[str, int]:
+    """Children of the current round by status (see `FanOut.first_child`)."""
+    rows = await conn.fetch(_CHILD_COUNTS, parent_id, fanout.first_child)
+    return {r["status"]: r["n"] for r in rows}
