@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from spine_core.backend import InlineBackend
 from spine_core.capabilities import capabilities_up_to
 from spine_core.dispatcher import Dispatcher
 from spine_core.errors import ErrorCategory
-from spine_core.history import HistoryObserver
+from spine_core.history import FLUSH_SECONDS, HistoryObserver
 from spine_core.memory import InMemoryLedgerStore
 from spine_core.quality import Gate, QualityMetrics
 from spine_core.results import StepResult
@@ -124,15 +126,49 @@ def test_a_one_step_run_writes_its_history_in_one_batch(registry):
     assert store.batches == [["RunStarted", "StepRunRecord", "RunFinished"]]
 
 
-def test_a_running_workflow_shows_finished_steps_before_the_next_one_starts(registry):
+def test_a_running_workflow_shows_a_long_steps_predecessors_before_it_starts(registry):
     store = CountingHistory()
     seen = {}
+
+    def slow(ctx):
+        time.sleep(FLUSH_SECONDS * 1.2)
+        return 1
 
     def look(ctx):
         seen["rows"] = [r.step for r in store.get_run(ctx.run_id)]
         return "looked"
 
-    steps = (Step.lambda_("a", lambda ctx: 1), Step.lambda_("b", look))
+    steps = (Step.lambda_("a", slow), Step.lambda_("b", look))
     run(store, registry, Workflow("two", steps))
     assert seen["rows"] == [None, "a"]
     assert store.batches == [["RunStarted", "StepRunRecord"], ["StepRunRecord", "RunFinished"]]
+
+
+def test_quick_steps_write_their_history_once(registry):
+    store = CountingHistory()
+    steps = tuple(Step.lambda_(f"s{i}", lambda ctx: 1) for i in range(10))
+    run(store, registry, Workflow("ten", steps))
+    assert store.batches == [["RunStarted", *["StepRunRecord"] * 10, "RunFinished"]]
+
+
+def test_a_run_that_leaves_its_worker_writes_what_it_buffered():
+    from spine_core.capabilities import Capability
+    from spine_core.execution import NewExecution
+    from spine_core.registry import Registry
+    from spine_core.runner import ExecutionRunner
+    from spine_core.status import ExecutionStatus
+
+    store = CountingHistory()
+    registry = Registry(load_entry_points=False)
+    registry.add(Workflow("w", (Step.lambda_("a", lambda ctx: 1), Step.wait("pause", 60))))
+    runner = ExecutionRunner(
+        store,
+        registry,
+        frozenset(Capability),
+        "t",
+        observers=lambda execution: (HistoryObserver(store, execution.id),),
+    )
+    execution = store.create_execution(NewExecution(name="w", status=ExecutionStatus.QUEUED))
+    row = runner.advance(execution.id, claimed=store.claim_next("w1"))
+    assert row.status is ExecutionStatus.QUEUED
+    assert store.batches == [["RunStarted", "StepRunRecord", "StepRunRecord"]]

@@ -177,6 +177,13 @@ class RunObserver(Protocol):
     def run_finished(self, result: WorkflowRunResult) -> None:
         """The run ended."""
 
+    def run_paused(self, run_id: str) -> None:
+        """The run left its worker before its end; another advance continues it.
+
+        A wait, a retry's backoff, its children or a lost lease. Optional: an observer without
+        this method is skipped.
+        """
+
 
 @dataclass(frozen=True)
 class StepOutcome:
@@ -292,8 +299,11 @@ class WorkflowEngine:
     def _notify(self, event: str, *args: Any) -> None:
         """Observers run on whatever thread runs the step; one that raises is only logged."""
         for observer in self.observers:
+            hook = getattr(observer, event, None)
+            if hook is None:
+                continue  # an observer written before this event existed
             try:
-                getattr(observer, event)(*args)
+                hook(*args)
             except Exception:
                 log.exception("observer %r failed in %s; the run goes on", observer, event)
 

@@ -152,8 +152,10 @@ class ExecutionRunner:
             return self._steps(engine, workflow, execution, state, children)
         except CheckpointRejected as exc:
             log.warning("%s; this worker stops advancing it", exc)
+            engine._notify("run_paused", execution_id)
             return self.store.get_execution(execution_id)
         except AwaitChildren as waiting:
+            engine._notify("run_paused", execution_id)
             if waiting.parent.status is ExecutionStatus.CANCELLING:
                 ctx = WorkflowContext(workflow.name, execution_id, execution.params, state.outputs)
                 return self._cancel(engine, workflow, waiting.parent, state, ctx)
@@ -199,8 +201,10 @@ class ExecutionRunner:
                 or self._wait(workflow, outcome)
                 or self._finish(workflow, state, outcome)
             )
-            if finish is not None and finish.to is not ExecutionStatus.QUEUED:
-                # History first, as before: whoever sees the final status finds it written.
+            # History first: whoever sees the row move on finds the history written.
+            if finish is not None and finish.to is ExecutionStatus.QUEUED:
+                engine._notify("run_paused", execution.id)
+            elif finish is not None:
                 engine._notify("run_finished", self._result(workflow, execution, state, outcome))
             row = self._save(execution, attempt, state, outcome, finish)
             if finish is not None:
