@@ -32,8 +32,10 @@ Paramstyle = Literal["qmark", "dollar"]
 
 
 def date_placeholders(count: int, paramstyle: Paramstyle = "qmark") -> str:
-    """`?1, ?2, ?3` or `$1, $2, $3`: the IN-list for `count` dates, numbered so a statement
-    can name the dates twice and still take them once."""
+    """`?1, ?2, ?3` or `$1, $2, $3`: the IN-list for `count` dates.
+
+    Numbered, so a statement can name the dates twice and still take them once.
+    """
     if count < 1:
         raise ValueError("need at least one date")
     if paramstyle == "qmark":
