@@ -34,26 +34,23 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def python_stages(path: Path) -> dict[str, float]:
     """read, hash and check over the file's lines (Python only, no database)."""
-    import hashlib
-
-    from spine_otc.normalize import trade_values
-
-    def record_hashes(lines: list[str]) -> None:
-        sha256 = hashlib.sha256
-        for line in lines:
-            sha256(line.encode()).hexdigest()
-
-    def check_lines(lines: list[str]) -> None:
-        for line in lines:
-            if trade_values(line) is None:
-                normalize_line(line)
+    from spine_otc.bulk import decide_chunk
+    from spine_otc.normalize import NormalizeTally
+    from spine_otc.parser import record_hashes
 
     reader = PsvReader(path)
-    read, rows = _timed(lambda: list(reader))
-    lines = [r.raw_line for r in rows]
-    hashing, _ = _timed(lambda: record_hashes(lines))
-    check, _ = _timed(lambda: check_lines(lines))
-    return {"read": read, "hash": hashing, "check": check}
+    read, blocks = _timed(lambda: list(reader.blocks()))
+    hashing, _ = _timed(lambda: [list(record_hashes(b.lines)) for b in blocks])
+    tally = NormalizeTally()
+
+    def check() -> None:
+        for b in blocks:
+            decide_chunk(
+                range(b.first_line, b.first_line + len(b.lines)), b.lines, normalize_line, tally
+            )
+
+    checking, _ = _timed(check)
+    return {"read": read, "hash": hashing, "check": checking}
 
 
 def store_stages(store: Any, path: Path) -> dict[str, float]:

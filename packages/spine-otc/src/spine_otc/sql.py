@@ -48,78 +48,51 @@ def date_placeholders(count: int, paramstyle: Paramstyle = "qmark") -> str:
 def daily_metrics_select_sql(date_count: int, paramstyle: Paramstyle = "qmark") -> str:
     """A SELECT of the `METRIC_FIELDS` columns for every (date, symbol) traded on the dates.
 
-    No sort of all the trades: one GROUP BY folds each (date, symbol), with each venue's
-    volume as a conditional sum (the layout's venue codes are a closed set and a stored trade
-    has one of them) for the venue count and concentration, and the day's first and last
-    trade times. First and last price then look only at the trades at those two times, found
-    through the (trade_date, symbol) index, breaking ties by (source_key, line_number). An
-    earlier shape ordered every trade in a window for the first and last price and grouped per
-    venue first, sorting every trade twice; one before it joined aggregated CTEs, which
+    One sort and one grouping: a window pass gives every trade its (date, symbol)'s first and
+    last price, and one GROUP BY over the same partition folds the day, with each venue's
+    volume as a conditional sum (the layout's venue codes are a closed set, and a stored trade
+    has one of them) for the venue count and concentration. An earlier shape grouped per venue
+    first, which sorted every trade a second time; one before it joined aggregated CTEs, which
     PostgreSQL planned as a nested loop, quadratic in the number of (date, symbol) pairs.
+    (Measured and dropped: first and last price from the trades at the day's first and last
+    time only, joined back to the day; SQLite gained little and PostgreSQL, misjudging the
+    join's size, took three times as long.)
     """
     dates = date_placeholders(date_count, paramstyle)
     regular = f"trade_time >= '{REGULAR_HOURS_START}' AND trade_time < '{REGULAR_HOURS_END}'"
     venue_volume = [f"SUM(CASE WHEN venue = '{v}' THEN size ELSE 0 END)" for v in VENUES]
     venue_count = " + ".join(f"CASE WHEN {v} > 0 THEN 1 ELSE 0 END" for v in venue_volume)
     squares = " + ".join(f"{v} * {v}" for v in venue_volume)
-    return f"""WITH days AS (
-    SELECT trade_date,
-           symbol,
-           COUNT(*) AS trade_count,
-           SUM(size) AS volume,
-           SUM(notional) AS notional,
-           MAX(price) AS high,
-           MIN(price) AS low,
-           MIN(trade_time) AS first_time,
-           MAX(trade_time) AS last_time,
-           {venue_count} AS venue_count,
-           10000.0 * ({squares}) / (SUM(size) * SUM(size)) AS venue_hhi,
-           1.0 * SUM(CASE WHEN short_type = 'E' THEN size ELSE 0 END) / SUM(size)
-               AS short_exempt_share,
-           SUM(CASE WHEN {regular} THEN size ELSE 0 END) AS regular_hours_volume,
-           SUM(CASE WHEN {regular} THEN 0 ELSE size END) AS extended_hours_volume
+    return f"""SELECT trade_date,
+       symbol,
+       COUNT(*) AS trade_count,
+       SUM(size) AS volume,
+       SUM(notional) AS notional,
+       1.0 * SUM(notional) / SUM(size) AS vwap,
+       MAX(price) AS high,
+       MIN(price) AS low,
+       MAX(first_price) AS first_price,
+       MAX(last_price) AS last_price,
+       {venue_count} AS venue_count,
+       10000.0 * ({squares}) / (SUM(size) * SUM(size)) AS venue_hhi,
+       1.0 * SUM(CASE WHEN short_type = 'E' THEN size ELSE 0 END) / SUM(size)
+           AS short_exempt_share,
+       SUM(CASE WHEN {regular} THEN size ELSE 0 END) AS regular_hours_volume,
+       SUM(CASE WHEN {regular} THEN 0 ELSE size END) AS extended_hours_volume
+FROM (
+    SELECT trade_date, trade_time, symbol, venue, short_type, size, price, notional,
+           FIRST_VALUE(price) OVER day_order AS first_price,
+           LAST_VALUE(price) OVER day_order AS last_price
     FROM otc_trades
     WHERE trade_date IN ({dates})
-    GROUP BY trade_date, symbol
-),
-ends AS (
-    SELECT t.trade_date, t.symbol, t.price,
-           t.trade_time = d.first_time AS is_first,
-           t.trade_time = d.last_time AS is_last,
-           ROW_NUMBER() OVER (
-               PARTITION BY t.trade_date, t.symbol, t.trade_time = d.first_time
-               ORDER BY t.source_key, t.line_number
-           ) AS first_rank,
-           ROW_NUMBER() OVER (
-               PARTITION BY t.trade_date, t.symbol, t.trade_time = d.last_time
-               ORDER BY t.source_key DESC, t.line_number DESC
-           ) AS last_rank
-    FROM days d
-    JOIN otc_trades t ON t.trade_date = d.trade_date AND t.symbol = d.symbol
-    WHERE t.trade_date IN ({dates})
-      AND (t.trade_time = d.first_time OR t.trade_time = d.last_time)
-)
-SELECT d.trade_date,
-       d.symbol,
-       d.trade_count,
-       d.volume,
-       d.notional,
-       1.0 * d.notional / d.volume AS vwap,
-       d.high,
-       d.low,
-       MAX(CASE WHEN e.is_first AND e.first_rank = 1 THEN e.price END) AS first_price,
-       MAX(CASE WHEN e.is_last AND e.last_rank = 1 THEN e.price END) AS last_price,
-       d.venue_count,
-       d.venue_hhi,
-       d.short_exempt_share,
-       d.regular_hours_volume,
-       d.extended_hours_volume
-FROM days d
-JOIN ends e ON e.trade_date = d.trade_date AND e.symbol = d.symbol
-GROUP BY d.trade_date, d.symbol, d.trade_count, d.volume, d.notional, d.high, d.low,
-         d.venue_count, d.venue_hhi, d.short_exempt_share, d.regular_hours_volume,
-         d.extended_hours_volume
-ORDER BY d.trade_date, d.symbol"""
+    WINDOW day_order AS (
+        PARTITION BY trade_date, symbol
+        ORDER BY trade_time, source_key, line_number
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    )
+) AS day_trades
+GROUP BY trade_date, symbol
+ORDER BY trade_date, symbol"""
 
 
 def insert_daily_metrics_sql(date_count: int, paramstyle: Paramstyle = "qmark") -> str:
