@@ -1,8 +1,9 @@
 """The OTC tables in SQLite: spine_otc's `OtcStore`, bulk writes in single transactions.
 
-Capture streams rows straight from the reader into `executemany` on the raw sqlite3 connection
-in fixed-size chunks (constant memory); normalization streams the raw rows back out the same
-way; metrics are computed in the database by spine_otc's portable set-based SQL.
+Capture streams the reader's blocks straight into `executemany` on the raw sqlite3 connection,
+each block's columns zipped in C (constant memory, no Python call per row); normalization
+streams the raw rows back out in fixed-size chunks and decides each chunk at once
+(`spine_otc.bulk`); metrics are computed in the database by spine_otc's portable set-based SQL.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from spine_otc.store import (
 )
 
 CHUNK_ROWS = 20_000
-"""Rows per `executemany` call: big enough to amortise the call, small enough to stay flat."""
+"""Raw rows normalized per chunk (one fetch, one `executemany`): big enough to amortise the
+calls, small enough to stay flat."""
 
 _BATCH_COLUMNS = (
     "batch_id, source_key, file_name, content_hash, row_count, captured_at, status, detail, "
