@@ -159,7 +159,7 @@ def bench_metrics(cfg: Config) -> Outcome:
         prod,
         base,
         higher_is_better=False,
-        target=1.5,
+        target=1.0,
         notes={"trades": trades, "dates": len(dates), "baseline_matches_product": same},
     )
 

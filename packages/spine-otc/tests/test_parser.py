@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from spine_otc import parser
 from spine_otc.errors import FileFormatError
 from spine_otc.layout import HEADER_LINE
-from spine_otc.parser import MAX_LINE_BYTES, PsvReader, RawRow, file_sha256
+from spine_otc.parser import MAX_LINE_BYTES, PsvReader, RawBlock, RawRow, as_blocks, file_sha256
 
 ROW = "Q|AAPL|20240305|09:30:02|S|100|170.1200|A"
 
@@ -177,6 +177,38 @@ class LineByLine(PsvReader):
             yield [self._decode(chunk, number)]
 
 
+class RowByRow(LineByLine):
+    """The reader as it grouped lines before `blocks`: one row at a time, the last non-blank
+    line held back as the trailer candidate; the oracle of the block grouping."""
+
+    def __iter__(self):
+        self.row_count, self.bytes_read, self._content_hash = 0, 0, None
+        digest = hashlib.sha256()
+        line_number, pending, blanks = 0, None, []
+        with parser.open_content(self.path) as (handle, self.total_bytes):
+            for lines in self._blocks(handle, digest.update):
+                for text in lines:
+                    line_number += 1
+                    if line_number == 1:
+                        self._check_header(text.removeprefix("\ufeff"))
+                        continue
+                    if not text.strip():
+                        blanks.append(RawRow(line_number, text))
+                        continue
+                    if pending is not None:
+                        self.row_count += 1
+                        yield pending
+                    for blank in blanks:
+                        self.row_count += 1
+                        yield blank
+                    blanks.clear()
+                    pending = RawRow(line_number, text)
+        self._content_hash = digest.hexdigest()
+        if line_number == 0:
+            raise FileFormatError(self.path, 1, "empty file: expected the header " + HEADER_LINE)
+        self._check_trailer(pending, line_number)
+
+
 def outcome(reader):
     rows = []
     try:
@@ -208,3 +240,29 @@ def test_reading_in_blocks_yields_what_reading_line_by_line_does(header, body, e
             mock.patch.object(parser, "BLOCK_BYTES", block),
         ):
             assert outcome(PsvReader(path)) == outcome(LineByLine(path))
+            assert outcome(PsvReader(path)) == outcome(RowByRow(path))
+            blocks = [(b.first_line, b.lines) for b in _blocks_until_error(PsvReader(path))]
+            rows = outcome(PsvReader(path))[0]
+            assert [r for b in blocks for r in RawBlock(*b).rows()] == rows
+
+
+def _blocks_until_error(reader):
+    try:
+        yield from reader.blocks()
+    except FileFormatError:
+        return
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(0, 3), st.text(max_size=5)), max_size=30))
+def test_rows_and_blocks_read_as_the_same_blocks(steps):
+    rows, number = [], 2
+    for gap, text in steps:
+        number += gap
+        rows.append(RawRow(number, text))
+        number += 1
+    blocks = list(as_blocks(rows))
+    assert [r for b in blocks for r in b.rows()] == rows
+    for block in blocks:
+        assert len(block.lines) <= parser.BLOCK_ROWS
+    assert list(as_blocks(blocks)) == blocks

@@ -151,7 +151,7 @@ def test_sanity_sql_counts_insane_rows():
 
 
 def test_placeholders_for_each_paramstyle():
-    assert date_placeholders(3) == "?, ?, ?"
+    assert date_placeholders(3) == "?1, ?2, ?3"
     assert date_placeholders(3, "dollar") == "$1, $2, $3"
     assert "$2" in daily_metrics_select_sql(2, "dollar")
     with pytest.raises(ValueError):

@@ -1,4 +1,9 @@
-"""`trade_values` (the stores' fast path) against `normalize_line` (the rules)."""
+"""The stores' fast paths against `normalize_line` (the rules).
+
+`trade_values` (one line) and `decide_chunk` (a chunk, what the SQLite store runs): same
+trades with bit-for-bit the same values (so the same decimals: the exact text of size and
+price), same rejects with the same reasons, messages and line numbers, same tally.
+"""
 
 import struct
 from datetime import date
@@ -6,9 +11,11 @@ from datetime import date
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from spine_otc.bulk import decide_chunk
 from spine_otc.generator import generate
 from spine_otc.layout import SHORT_TYPES, SYMBOL_PATTERN, VENUES
 from spine_otc.normalize import (
+    NormalizeTally,
     Reject,
     normalize_line,
     plain_values_for,
@@ -94,3 +101,96 @@ def test_lines_the_fast_path_leaves_to_normalize_line():
 def test_only_normalize_line_gets_the_fast_path():
     assert plain_values_for(normalize_line) is trade_values
     assert plain_values_for(lambda line: normalize_line(line)) is None
+
+
+BORDER_LINES = [
+    "Q|AAPL|20240305|09:30:02|S|100|170.1200|A",
+    "Q|AAPL|20240305|04:00:00|S|100|1.5|",  # the window's first second
+    "Q|AAPL|20240305|20:00:00|S|100|1.5|",  # and its last
+    "Q|AAPL|20240305|20:00:01|S|100|1.5|",
+    "Q|AAPL|20240305|03:59:59|S|100|1.5|",
+    "Q|AAPL|20240229|09:30:02|S|100|1.5|",  # a leap day
+    "Q|AAPL|20230229|09:30:02|S|100|1.5|",
+    "Q|AAPL|20240230|09:30:02|S|100|1.5|",
+    "Q|AAPL|20240305|24:00:00|S|100|1.5|",
+    " Q|AAPL |20240305| 09:30:02|S |100| 1.5|",  # padded: still a trade
+    "Q|AAPL|20240305|09:30:02|S|0100|170.12|A",  # leading zero
+    "Q|AAPL|20240305|09:30:02|S|0.5|0.0001|A",
+    "Q|AAPL|20240305|09:30:02|S|0|1.5|A",
+    "Q|AAPL|20240305|09:30:02|S|100|0.0|A",
+    "Q|AAPL|20240305|09:30:02|S|1e3|1.5|A",
+    "Q|AAPL|20240305|09:30:02|S|-1|1.5|A",
+    "Q|A|20240305|09:30:02|E|999999999999999.9999999999|999999999999999|",
+    "Q|A|20240305|09:30:02|E|9999999999999999|1|",  # 16 digits
+    "Q|A|20240305|09:30:02|E|1.00000000001|1|",  # 11 decimals
+    "Q|ABCDEFGHIJKLMN|20240305|09:30:02|S|1|1|",  # 14 characters
+    "Q|ABCDEFGHIJKLMNO|20240305|09:30:02|S|1|1|",  # 15
+    "Q|BRK.B|20240305|09:30:02|S|1|1|",
+    "Q|brk|20240305|09:30:02|S|1|1|",
+    "X|AAPL|20240305|09:30:02|S|1|1|",
+    "Q|AAPL|20240305|09:30:02|X|1|1|",
+    "Q||20240305|09:30:02|S|1|1|",
+    "Q|AAPL|20240305|09:30:02|S|100|170.12",  # seven fields
+    "Q|AAPL|20240305|09:30:02|S|100|170.12|A|",  # nine
+    "",
+    "   ",
+]
+
+
+def assert_same_as_each_line(lines, first=2):
+    numbers = list(range(first, first + len(lines)))
+    tally = NormalizeTally()
+    chunk = decide_chunk(numbers, lines, normalize_line, tally)
+    expected_trades, expected_rejects, reference = [], [], NormalizeTally()
+    for number, line in zip(numbers, lines, strict=True):
+        result = normalize_line(line)
+        reference.add(result)
+        if isinstance(result, Reject):
+            expected_rejects.append((number, result, line))
+        else:
+            expected_trades.append((number, exact(trade_values_of(result))))
+    got = list(zip(chunk.trade_lines, map(exact, chunk.trade_values), strict=True))
+    assert got == expected_trades
+    assert chunk.rejects == expected_rejects
+    assert tally.quality() == reference.quality()
+
+
+lines_of_fields = st.tuples(codes, symbols, day_texts, times, codes, decimals, decimals, links)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(BORDER_LINES),
+            lines_of_fields.map("|".join),
+            st.text(max_size=50),
+        ),
+        max_size=60,
+    ),
+    st.integers(2, 10**6),
+)
+def test_a_chunk_decides_every_line_as_normalize_line(lines, first):
+    assert_same_as_each_line(lines, first)
+
+
+def test_every_border_case_in_one_chunk():
+    assert_same_as_each_line(BORDER_LINES)
+
+
+def test_a_generated_file_in_chunks(tmp_path):
+    made = generate(tmp_path / "f.psv", rows=20_000, days=3, symbols=40, seed=3, bad_rate=0.02)
+    for block in PsvReader(made.path).blocks():
+        assert_same_as_each_line(block.lines, block.first_line)
+
+
+def test_another_normalizer_decides_every_line_itself():
+    calls = []
+
+    def normalizer(line):
+        calls.append(line)
+        return normalize_line(line)
+
+    chunk = decide_chunk([2, 3], BORDER_LINES[:2], normalizer, NormalizeTally())
+    assert calls == BORDER_LINES[:2]
+    assert chunk.trade_lines == [2, 3]

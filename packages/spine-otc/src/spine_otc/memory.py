@@ -11,7 +11,7 @@ from datetime import date
 from spine_otc.errors import BatchNotFound, DuplicateBatch
 from spine_otc.metrics import DailyMetrics, check_sanity, compute_daily_metrics
 from spine_otc.normalize import NormalizeTally, Reject, RejectReason, refusal_detail
-from spine_otc.parser import RawRow
+from spine_otc.parser import RawBlock, RawRow, as_blocks
 from spine_otc.store import (
     Accept,
     Batch,
@@ -61,10 +61,12 @@ class InMemoryOtcStore:
         found.sort(key=lambda b: (b.captured_at, b.batch_id), reverse=True)
         return found[:limit]
 
-    def capture_batch(self, info: CaptureInfo, rows: Iterable[RawRow]) -> Batch:
+    def capture_batch(self, info: CaptureInfo, rows: Iterable[RawRow | RawBlock]) -> Batch:
         """Write the batch and its raw rows, all or nothing."""
         self._refuse_duplicate(info.content_hash)
-        records = [_RawRecord(row, row.record_hash) for row in rows]
+        records = [
+            _RawRecord(row, row.record_hash) for block in as_blocks(rows) for row in block.rows()
+        ]
         batch = Batch(
             batch_id=info.batch_id,
             source_key=info.source_key,

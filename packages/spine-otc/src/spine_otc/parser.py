@@ -8,8 +8,10 @@ transaction and roll back if iteration raises `FileFormatError`.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,8 @@ BLOCK_BYTES = 32 * 1024
 """The reader decodes and checks the file a block at a time (a few C calls, not a few per
 line) and reports progress once per block. Under `MAX_LINE_BYTES`, so a block and the line it
 continues rarely need their line lengths checked one by one."""
+BLOCK_ROWS = 1_000
+"""Most rows `as_blocks` groups into one block."""
 _TRAILER = re.compile(r"[0-9]+")
 _OTHER_DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon"}
 
@@ -42,6 +46,52 @@ class RawRow:
     def record_hash(self) -> str:
         """sha256 of the line's UTF-8 bytes; identical lines share it (they are still kept)."""
         return hashlib.sha256(self.raw_line.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RawBlock:
+    """Consecutive data lines of a file, the first numbered `first_line`.
+
+    One object per block of the file instead of one per line, so a store can bind whole
+    columns at once.
+    """
+
+    first_line: int
+    lines: list[str]
+
+    def rows(self) -> Iterator[RawRow]:
+        """The block's lines as `RawRow`s."""
+        return map(RawRow, itertools.count(self.first_line), self.lines)
+
+
+def record_hashes(lines: Iterable[str]) -> Iterator[str]:
+    """`RawRow.record_hash` of each line, without a Python call per line."""
+    return map(_HEXDIGEST, map(hashlib.sha256, map(str.encode, lines)))
+
+
+_HEXDIGEST = operator.methodcaller("hexdigest")
+
+
+def as_blocks(rows: Iterable[RawRow | RawBlock]) -> Iterator[RawBlock]:
+    """`rows` as blocks of consecutive lines: blocks pass through, runs of rows are grouped."""
+    pending: list[str] = []
+    first = next_line = 0
+    for item in rows:
+        if isinstance(item, RawBlock):
+            if pending:
+                yield RawBlock(first, pending)
+                pending = []
+            yield item
+            continue
+        if pending and (item.line_number != next_line or len(pending) >= BLOCK_ROWS):
+            yield RawBlock(first, pending)
+            pending = []
+        if not pending:
+            first = item.line_number
+        pending.append(item.raw_line)
+        next_line = item.line_number + 1
+    if pending:
+        yield RawBlock(first, pending)
 
 
 def not_a_file(path: Path) -> str | None:
@@ -70,6 +120,14 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _last_non_blank(lines: list[str]) -> int | None:
+    """The index of the last line that is not blank, or None."""
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].strip():
+            return index
+    return None
+
+
 class PsvReader:
     """Yields a `RawRow` per data line of one file, in order, checking the file's framing.
 
@@ -95,31 +153,39 @@ class PsvReader:
         return self._content_hash
 
     def __iter__(self) -> Iterator[RawRow]:
+        for block in self.blocks():
+            yield from block.rows()
+
+    def blocks(self) -> Iterator[RawBlock]:
+        """The data rows as `RawBlock`s, a block of the file at a time; checks as `__iter__`.
+
+        The last non-blank line is held back (with the blank lines after it) until a later
+        non-blank line shows it was data: at the end of the file it is the trailer.
+        """
         self.row_count = 0
         self.bytes_read = 0
         self._content_hash = None
         digest = hashlib.sha256()
         line_number = 0
-        pending: RawRow | None = None
-        blanks: list[RawRow] = []
+        held: list[str] = []  # the last non-blank line so far, then the blank lines after it
+        held_from = 0
         with open_content(self.path) as (handle, self.total_bytes):
             for lines in self._blocks(handle, digest.update):
-                for text in lines:
-                    line_number += 1
-                    if line_number == 1:
-                        self._check_header(text.removeprefix("\ufeff"))
-                        continue
-                    if not text.strip():
-                        blanks.append(RawRow(line_number, text))
-                        continue
-                    if pending is not None:
-                        self.row_count += 1
-                        yield pending
-                    for blank in blanks:
-                        self.row_count += 1
-                        yield blank
-                    blanks.clear()
-                    pending = RawRow(line_number, text)
+                if line_number == 0 and lines:
+                    self._check_header(lines[0].removeprefix("\ufeff"))
+                    line_number, lines = 1, lines[1:]
+                start = line_number + 1
+                line_number += len(lines)
+                if held:
+                    lines, start = held + lines, held_from
+                last = _last_non_blank(lines)
+                if last is None:  # only blank lines since the header: data rows, or not
+                    held, held_from = lines, start
+                else:
+                    if last:
+                        self.row_count += last
+                        yield RawBlock(start, lines[:last])
+                    held, held_from = lines[last:], start + last
                 if self.on_progress:
                     self.on_progress(self.bytes_read, self.total_bytes)
         self._content_hash = digest.hexdigest()
@@ -127,7 +193,8 @@ class PsvReader:
             self.on_progress(self.bytes_read, self.total_bytes)
         if line_number == 0:
             raise FileFormatError(self.path, 1, "empty file: expected the header " + HEADER_LINE)
-        self._check_trailer(pending, line_number)
+        trailer = RawRow(held_from, held[0]) if held and held[0].strip() else None
+        self._check_trailer(trailer, line_number)
 
     def _blocks(self, handle: Readable, hash_bytes: Callable[[bytes], None]) -> Iterator[list[str]]:
         """The file's lines, newlines removed, a block at a time, each line checked.

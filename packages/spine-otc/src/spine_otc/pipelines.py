@@ -21,7 +21,7 @@ from spine_core.workflow import Step, Workflow
 from spine_otc.errors import DuplicateBatch, FileChangedError, FileFormatError
 from spine_otc.metrics import sanity_quality
 from spine_otc.normalize import normalize_line
-from spine_otc.parser import PsvReader, RawRow, file_sha256, not_a_file
+from spine_otc.parser import PsvReader, RawBlock, file_sha256, not_a_file
 from spine_otc.store import Batch, BatchStatus, CaptureInfo, OtcStore, Replacement
 
 DEFAULT_MAX_REJECT_RATE = 0.01
@@ -132,8 +132,8 @@ def ingest(params: IngestParams, ctx: PipelineContext) -> StepResult:
     )
 
 
-def _unchanged(reader: PsvReader, content_hash: str) -> Iterator[RawRow]:
-    yield from reader
+def _unchanged(reader: PsvReader, content_hash: str) -> Iterator[RawBlock]:
+    yield from reader.blocks()
     if reader.content_hash != content_hash:
         raise FileChangedError(reader.path)
 

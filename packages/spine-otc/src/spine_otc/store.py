@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from spine_core.quality import QualityMetrics
 from spine_otc.metrics import DailyMetrics
 from spine_otc.normalize import Reject, RejectReason, Trade
-from spine_otc.parser import RawRow
+from spine_otc.parser import RawBlock, RawRow
 from spine_otc.source import source_key_for
 
 TABLES = ("otc_batches", "otc_trades_raw", "otc_trades", "otc_rejects", "otc_metrics_daily")
@@ -231,8 +231,11 @@ class OtcStore(Protocol):
         """Batches, newest capture first, optionally of one source."""
         ...
 
-    def capture_batch(self, info: CaptureInfo, rows: Iterable[RawRow]) -> Batch:
+    def capture_batch(self, info: CaptureInfo, rows: Iterable[RawRow | RawBlock]) -> Batch:
         """Write the batch (status captured) and its raw rows, all or nothing.
+
+        `rows` are rows, or blocks of consecutive rows (`PsvReader.blocks`, what ingest
+        passes); `spine_otc.parser.as_blocks` reads both as blocks.
 
         Raises `DuplicateBatch` (writing nothing) if `info.content_hash` is already captured.
         If iterating `rows` raises, everything is rolled back and the error propagates.

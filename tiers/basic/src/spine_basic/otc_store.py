@@ -1,36 +1,35 @@
 """The OTC tables in SQLite: spine_otc's `OtcStore`, bulk writes in single transactions.
 
-Capture streams rows straight from the reader into `executemany` on the raw sqlite3 connection
-in fixed-size chunks (constant memory); normalization streams the raw rows back out the same
-way; metrics are computed in the database by spine_otc's portable set-based SQL.
+Capture streams the reader's blocks straight into `executemany` on the raw sqlite3 connection,
+each block's columns zipped in C (constant memory, no Python call per row); normalization
+streams the raw rows back out in fixed-size chunks and decides each chunk at once
+(`spine_otc.bulk`); metrics are computed in the database by spine_otc's portable set-based SQL.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from datetime import date
 from decimal import Decimal
-from itertools import islice
+from itertools import repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 
 from spine_basic.database import SqliteDatabase, from_db_time, to_db_time
 from spine_basic.migrations import check_schema
+from spine_otc.bulk import decide_chunk
 from spine_otc.errors import BatchNotFound, DuplicateBatch
 from spine_otc.metrics import METRIC_FIELDS, DailyMetrics, sanity_quality
 from spine_otc.normalize import (
     NormalizeTally,
-    Reject,
     RejectReason,
     Trade,
-    plain_values_for,
     refusal_detail,
-    trade_values_of,
 )
-from spine_otc.parser import RawRow
+from spine_otc.parser import RawBlock, RawRow, as_blocks, record_hashes
 from spine_otc.sql import delete_daily_metrics_sql, insert_daily_metrics_sql, metrics_sanity_sql
 from spine_otc.store import (
     TABLES,
@@ -48,7 +47,8 @@ from spine_otc.store import (
 )
 
 CHUNK_ROWS = 20_000
-"""Rows per `executemany` call: big enough to amortise the call, small enough to stay flat."""
+"""Raw rows normalized per chunk (one fetch, one `executemany`): big enough to amortise the
+calls, small enough to stay flat."""
 
 _BATCH_COLUMNS = (
     "batch_id, source_key, file_name, content_hash, row_count, captured_at, status, detail, "
@@ -64,10 +64,11 @@ _INSERT_RAW = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _INSERT_TRADE = (
-    "INSERT INTO otc_trades (source_key, line_number, batch_id, trade_date, trade_time, "
-    "timestamp, symbol, venue, short_type, size, price, notional, size_exact, price_exact) "
+    "INSERT INTO otc_trades (trade_date, trade_time, timestamp, symbol, venue, short_type, "
+    "size, price, notional, size_exact, price_exact, line_number, source_key, batch_id) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+"""A trade's `TradeValues`, then its line number, source key and batch."""
 _INSERT_REJECT = (
     "INSERT INTO otc_rejects (batch_id, line_number, reason, message, raw_line) "
     "VALUES (?, ?, ?, ?, ?)"
@@ -132,12 +133,6 @@ def _replace_restated_dates(
     return replaced, new_per_date
 
 
-def _chunks(items: Iterable[Any], size: int = CHUNK_ROWS) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 class SqliteOtcStore:
     """spine_otc's `OtcStore` over the OTC tables of one SQLite file; thread-safe.
 
@@ -194,29 +189,13 @@ class SqliteOtcStore:
 
     # -- capture ------------------------------------------------------------------------------
 
-    def capture_batch(self, info: CaptureInfo, rows: Iterable[RawRow]) -> Batch:
+    def capture_batch(self, info: CaptureInfo, rows: Iterable[RawRow | RawBlock]) -> Batch:
         """Write the batch (status captured) and its raw rows in one transaction, streaming."""
         existing = self.find_batch(info.content_hash)
         if existing is not None:
             raise DuplicateBatch(info.content_hash, existing.batch_id)
         batch_id, file_name, source_key = info.batch_id, info.file_name, info.source_key
-        sha256 = hashlib.sha256
         count = 0
-
-        def records() -> Iterator[tuple]:
-            nonlocal count
-            for row in rows:
-                line = row.raw_line
-                count += 1
-                yield (
-                    batch_id,
-                    row.line_number,
-                    file_name,
-                    source_key,
-                    line,
-                    sha256(line.encode()).hexdigest(),
-                )
-
         try:
             with self.database.transaction() as conn:
                 conn.execute(
@@ -230,8 +209,21 @@ class SqliteOtcStore:
                         to_db_time(info.captured_at),
                     ),
                 )
-                for chunk in _chunks(records()):
-                    conn.executemany(_INSERT_RAW, chunk)
+                for block in as_blocks(rows):
+                    # Whole columns zipped in C: no Python call and no object per row.
+                    lines = block.lines
+                    conn.executemany(
+                        _INSERT_RAW,
+                        zip(
+                            repeat(batch_id),
+                            range(block.first_line, block.first_line + len(lines)),
+                            repeat(file_name),
+                            repeat(source_key),
+                            lines,
+                            record_hashes(lines),
+                        ),
+                    )
+                    count += len(lines)
                 conn.execute(
                     "UPDATE otc_batches SET row_count = ? WHERE batch_id = ?", (count, batch_id)
                 )
@@ -271,36 +263,28 @@ class SqliteOtcStore:
                     "ORDER BY line_number",
                     (batch_id,),
                 )
-                # With normalize_line, plainly valid lines (nearly all) skip the Trade object.
-                plain_values = plain_values_for(normalizer)
                 while raw_rows := reader.fetchmany(CHUNK_ROWS):
-                    trade_rows: list[tuple] = []
-                    reject_rows: list[tuple] = []
-                    for line_number, raw_line in raw_rows:
-                        values = plain_values(raw_line) if plain_values else None
-                        if values is None:
-                            result = normalizer(raw_line)
-                            if isinstance(result, Reject):
-                                tally.add(result)
-                                reject_rows.append(
-                                    (
-                                        batch_id,
-                                        line_number,
-                                        result.reason.value,
-                                        result.message,
-                                        raw_line,
-                                    )
-                                )
-                                continue
-                            values = trade_values_of(result)
-                        trade_rows.append((source_key, line_number, batch_id, *values))
-                    tally.add_valid(len(trade_rows))
-                    if trade_rows:
-                        conn.executemany(_INSERT_TRADE, trade_rows)
-                    if reject_rows:
-                        conn.executemany(_INSERT_REJECT, reject_rows)
-                    trades += len(trade_rows)
-                    rejects += len(reject_rows)
+                    numbers, lines = zip(*raw_rows, strict=True)
+                    chunk = decide_chunk(numbers, lines, normalizer, tally)
+                    # Each row is its values plus (line, source, batch), joined in C.
+                    conn.executemany(
+                        _INSERT_TRADE,
+                        map(
+                            add,
+                            chunk.trade_values,
+                            zip(chunk.trade_lines, repeat(source_key), repeat(batch_id)),
+                        ),
+                    )
+                    if chunk.rejects:
+                        conn.executemany(
+                            _INSERT_REJECT,
+                            [
+                                (batch_id, number, reject.reason.value, reject.message, line)
+                                for number, reject, line in chunk.rejects
+                            ],
+                        )
+                    trades += len(chunk.trade_values)
+                    rejects += len(chunk.rejects)
                 quality = tally.quality()
                 accepted = bool(accept(quality))
                 if accepted:
