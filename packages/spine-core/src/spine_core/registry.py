@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from spine_core.durable.children import resolve_child
 from spine_core.errors import (
     ConfigurationError,
     InvalidParams,
@@ -225,8 +226,6 @@ class Registry:
         `version` pins a workflow (a pipeline has only its one); a map's or sub-workflow's
         child name (see `spine_core.durable.children`) resolves to the step it runs.
         """
-        from spine_core.durable.children import resolve_child
-
         self._load()
         if name in self._workflows:
             return self.get_workflow(name, version)
