@@ -367,3 +367,13 @@ def test_a_path_that_is_not_a_regular_file_is_named_for_what_it_is(run, tmp_path
         assert result.status is StepStatus.FAILED
         assert result.error == f"{expected}: {path}", result.error
         assert result.category is ErrorCategory.VALIDATION
+
+
+def test_a_backfill_takes_one_to_ten_thousand_files(registry):
+    from spine_otc.pipelines import MAX_BACKFILL_FILES
+
+    ok = registry.validate_params("otc.backfill", {"files": ["a.psv", "b.psv"]})
+    assert ok["files"] == ["a.psv", "b.psv"]
+    for files in ([], ["f.psv"] * (MAX_BACKFILL_FILES + 1)):
+        with pytest.raises(InvalidParams, match="files"):
+            registry.validate_params("otc.backfill", {"files": files})

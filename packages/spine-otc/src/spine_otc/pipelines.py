@@ -311,11 +311,15 @@ DAILY_WORKFLOW = Workflow(
 )
 
 
+MAX_BACKFILL_FILES = 10_000
+"""A backfill makes one child execution per file in one transaction; this bounds a request."""
+
+
 class BackfillParams(BaseModel):
     """Params of the `otc.backfill` workflow."""
 
     model_config = ConfigDict(extra="forbid")
-    files: list[Path] = Field(min_length=1)
+    files: list[Path] = Field(min_length=1, max_length=MAX_BACKFILL_FILES)
     max_reject_rate: float = Field(DEFAULT_MAX_REJECT_RATE, ge=0, le=1)
 
 

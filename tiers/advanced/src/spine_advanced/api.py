@@ -26,6 +26,7 @@ from spine_core.dead_letters import (
 from spine_core.log_format import mask_secrets
 from spine_core.tier import Runtime
 from spine_intermediate.api.models import ErrorResponse, ExecutionOut
+from spine_intermediate.api.paging import cursor_page
 from spine_intermediate.api.queries import Text
 
 reads = APIRouter()
@@ -152,12 +153,8 @@ def list_dead_letters(
     rows = _letters(request).list_dead_letters(
         before_id=cursor, limit=limit + 1, open_only=open_only
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return DeadLetterPage(
-        items=[DeadLetterOut.of(d) for d in rows],
-        next_cursor=rows[-1].id if more and rows else None,
-    )
+    shown, next_cursor = cursor_page(rows, limit)
+    return DeadLetterPage(items=[DeadLetterOut.of(d) for d in shown], next_cursor=next_cursor)
 
 
 @reads.get(

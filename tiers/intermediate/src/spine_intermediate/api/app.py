@@ -60,6 +60,7 @@ from spine_intermediate.api.models import (
     TradesPage,
     UploadOut,
 )
+from spine_intermediate.api.paging import cursor_page
 from spine_intermediate.api.queries import (
     ExecutionId,
     IsoDate,
@@ -301,12 +302,8 @@ def create_app(
                 limit=limit + 1,
             )
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return ExecutionPage(
-            items=[ExecutionOut.of(e) for e in rows],
-            next_cursor=rows[-1].id if more and rows else None,
-        )
+        shown, next_cursor = cursor_page(rows, limit)
+        return ExecutionPage(items=[ExecutionOut.of(e) for e in shown], next_cursor=next_cursor)
 
     @app.get(
         "/executions/{execution_id}",
