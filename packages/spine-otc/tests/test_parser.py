@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from spine_otc import parser
 from spine_otc.errors import FileFormatError
 from spine_otc.layout import HEADER_LINE
-from spine_otc.parser import MAX_LINE_BYTES, PsvReader, RawBlock, RawRow, as_blocks, file_sha256
+from spine_otc.parser import (
+    MAX_LINE_BYTES,
+    PsvReader,
+    RawBlock,
+    RawRow,
+    as_blocks,
+    file_sha256,
+    record_hashes,
+)
 
 ROW = "Q|AAPL|20240305|09:30:02|S|100|170.1200|A"
 
@@ -266,3 +274,12 @@ def test_rows_and_blocks_read_as_the_same_blocks(steps):
     for block in blocks:
         assert len(block.lines) <= parser.BLOCK_ROWS
     assert list(as_blocks(blocks)) == blocks
+
+
+def test_record_hash_is_the_lines_blake2b_64_and_identical_lines_share_it():
+    lines = ["Q|ABC|20240305|10:00:00|S|1|10|", "Q|ABC|20240305|10:00:00|S|1|10|", "Ü|x"]
+    expected = [hashlib.blake2b(line.encode(), digest_size=8).hexdigest() for line in lines]
+    assert list(record_hashes(lines)) == expected
+    assert [RawRow(n, line).record_hash for n, line in enumerate(lines)] == expected
+    assert expected[0] == expected[1] != expected[2]
+    assert all(len(h) == 16 for h in expected)

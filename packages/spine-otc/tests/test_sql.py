@@ -68,11 +68,11 @@ def insert_trades(
     )
 
 
-def recompute(db: sqlite3.Connection, dates: Sequence[date]):
+def recompute(db: sqlite3.Connection, dates: Sequence[date], first_last: str = "window"):
     params = [d.isoformat() for d in dates]
     with db:
         db.execute(delete_daily_metrics_sql(len(params)), params)
-        db.execute(insert_daily_metrics_sql(len(params)), params)
+        db.execute(insert_daily_metrics_sql(len(params), "qmark", first_last), params)
         counts = db.execute(metrics_sanity_sql(len(params)), params).fetchone()
     return sanity_quality(*counts)
 
@@ -94,15 +94,18 @@ def generated_trades(path, **kwargs):
     return made, trades
 
 
+@pytest.mark.parametrize("first_last", ["window", "seek"])
 @pytest.mark.parametrize("number_type", ["real", "numeric"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sql_matches_the_python_reference_on_generated_files(tmp_path, seed, number_type):
+def test_sql_matches_the_python_reference_on_generated_files(
+    tmp_path, seed, number_type, first_last
+):
     made, trades = generated_trades(
         tmp_path / "gen.psv", rows=4000, days=3, symbols=7, seed=seed, bad_rate=0.02
     )
     db = open_database(number_type)
     insert_trades(db, trades)
-    quality = recompute(db, made.dates)
+    quality = recompute(db, made.dates, first_last)
     expected = compute_daily_metrics(trades)
     assert quality.record_count == len(expected) == 21
     assert quality.custom == {"vwap_outside_range": 0.0, "hhi_out_of_range": 0.0}
@@ -158,6 +161,8 @@ def test_placeholders_for_each_paramstyle():
         date_placeholders(0)
     with pytest.raises(ValueError):
         date_placeholders(1, "named")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="first_last"):
+        daily_metrics_select_sql(1, "qmark", "sorted")  # type: ignore[arg-type]
 
 
 prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("5000"), places=4)
@@ -182,13 +187,14 @@ random_trades = st.lists(
 )
 
 
+@pytest.mark.parametrize("first_last", ["window", "seek"])
 @settings(max_examples=60, deadline=None)
 @given(trades=random_trades, sources=st.lists(st.sampled_from("ab"), min_size=40, max_size=40))
-def test_sql_matches_the_reference_on_random_trades(trades, sources):
+def test_sql_matches_the_reference_on_random_trades(trades, sources, first_last):
     keyed = [((sources[i], i + 2), t) for i, t in enumerate(trades)]
     db = open_database()
     insert_trades(db, keyed)
-    quality = recompute(db, [date(2024, 3, 4), date(2024, 3, 5)])
+    quality = recompute(db, [date(2024, 3, 4), date(2024, 3, 5)], first_last)
     expected = compute_daily_metrics(keyed)
     assert quality.invalid_count == 0
     assert_metrics_match(read_metrics(db), expected)

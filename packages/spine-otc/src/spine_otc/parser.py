@@ -7,6 +7,7 @@ transaction and roll back if iteration raises `FileFormatError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import operator
@@ -44,8 +45,8 @@ class RawRow:
 
     @property
     def record_hash(self) -> str:
-        """sha256 of the line's UTF-8 bytes; identical lines share it (they are still kept)."""
-        return hashlib.sha256(self.raw_line.encode()).hexdigest()
+        """`record_hashes` of this one line."""
+        return _HEXDIGEST(_record_digest(self.raw_line.encode()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +66,19 @@ class RawBlock:
 
 
 def record_hashes(lines: Iterable[str]) -> Iterator[str]:
-    """`RawRow.record_hash` of each line, without a Python call per line."""
-    return map(_HEXDIGEST, map(hashlib.sha256, map(str.encode, lines)))
+    """The record hash of each line, without a Python call per line.
+
+    BLAKE2b of the line's UTF-8 bytes with an 8-byte digest, as 16 hex digits: stable (a
+    published algorithm, in every Python), the same for identical lines (which are still kept
+    apart by their line numbers), and with 64 bits a chance of about 3 in 100 million that two
+    different lines of a 1M-line file share one. It identifies a record; the file's
+    content hash (sha256) is what proves the bytes. Batches captured before spine-otc 0.4
+    carry sha256 digests (64 hex digits) instead: compare hashes of the same length only.
+    """
+    return map(_HEXDIGEST, map(_record_digest, map(str.encode, lines)))
 
 
+_record_digest = functools.partial(hashlib.blake2b, digest_size=8)
 _HEXDIGEST = operator.methodcaller("hexdigest")
 
 
