@@ -102,7 +102,7 @@ def test_otc_trades_lose_the_batch_index_and_batch_queries_use_the_primary_key(t
     assert "ix_otc_trades_batch" in index_names(db)
     assert [m.version for m in migrate(db.conn, MIGRATIONS[:3])] == [3]
     assert "ix_otc_trades_batch" not in index_names(db)
-    migrate(db.conn)
+    migrate(db.conn, MIGRATIONS[:4])
     plan = db.conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM otc_trades WHERE batch_id = ? AND "
         "source_key = (SELECT source_key FROM otc_batches WHERE batch_id = ?)",
@@ -131,11 +131,72 @@ def test_otc_trades_keep_their_rows_and_let_batches_of_one_source_share_line_num
     db.conn.execute(insert, ("b1",))
     with pytest.raises(sqlite3.IntegrityError):
         db.conn.execute(insert, ("b2",))
-    assert [m.version for m in migrate(db.conn)] == [4]
+    assert [m.version for m in migrate(db.conn, MIGRATIONS[:4])] == [4]
     db.conn.execute(insert, ("b2",))
     rows = db.conn.execute("SELECT batch_id FROM otc_trades ORDER BY batch_id").fetchall()
     assert rows == [("b1",), ("b2",)]
     assert "ix_otc_trades_date_symbol" in index_names(db)
+    db.close()
+
+
+def test_trades_and_raw_lines_keep_every_row_through_the_storage_rebuild(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn, MIGRATIONS[:4])
+    for batch, source in (("b1", "s1"), ("b2", "s2")):
+        db.conn.execute(
+            "INSERT INTO otc_batches (batch_id, source_key, file_name, content_hash, row_count, "
+            "captured_at, status) VALUES (?, ?, ?, ?, 2, 't', 'normalized')",
+            (batch, source, f"{source}.psv", batch),
+        )
+        for line, raw in ((2, "Q|AAPL|20240304|09:30:00|S|1|10|"), (3, "bad")):
+            db.conn.execute(
+                "INSERT INTO otc_trades_raw VALUES (?, ?, ?, ?, ?, ?)",
+                (batch, line, f"{source}.psv", source, raw, f"h{line}"),
+            )
+        db.conn.execute(
+            "INSERT INTO otc_trades (source_key, line_number, batch_id, trade_date, trade_time, "
+            "timestamp, symbol, venue, short_type, size, price, notional, size_exact, "
+            "price_exact) VALUES (?, 2, ?, '2024-03-04', '09:30:00', '2024-03-04T09:30:00', "
+            "'AAPL', 'Q', 'S', 1.5, 10, 15, '1.5', '10')",
+            (source, batch),
+        )
+    trades = "SELECT * FROM otc_trades ORDER BY batch_id"
+    raw = "SELECT * FROM otc_trades_raw ORDER BY batch_id, line_number"
+    before_trades = _rows_by_name(db, trades)
+    before_raw = db.conn.execute(raw).fetchall()
+    assert [m.version for m in migrate(db.conn)] == [5, 6]
+    after_trades = _rows_by_name(db, trades)
+    assert after_trades == before_trades
+    assert db.conn.execute(raw).fetchall() == before_raw
+    assert "otc_raw_lines" in db.table_names() and "otc_trades_raw" in db.table_names()
+    assert "ix_otc_trades_date_symbol" not in index_names(db)
+    numbers = db.conn.execute("SELECT batch_no FROM otc_batches ORDER BY batch_no").fetchall()
+    assert numbers == [(1,), (2,)]
+    db.close()
+
+
+def _rows_by_name(db, sql):
+    """Each row as its sorted (column, value) pairs: column order may change, values not."""
+    cursor = db.conn.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return {tuple(sorted(zip(names, row, strict=True))) for row in cursor}
+
+
+def test_daily_metrics_read_the_trades_in_key_order_without_a_sort(tmp_path):
+    from spine_otc.sql import daily_metrics_select_sql
+
+    db = open_db(tmp_path / "a.db")
+    migrate(db.conn)
+    plan = [
+        row[-1]
+        for row in db.conn.execute(
+            "EXPLAIN QUERY PLAN " + daily_metrics_select_sql(2, "qmark", "seek"),
+            ["2024-03-04", "2024-03-05"],
+        )
+    ]
+    assert any("USING PRIMARY KEY (trade_date=?)" in step for step in plan), plan
+    assert any("USING PRIMARY KEY (trade_date=? AND symbol=?)" in step for step in plan), plan
+    assert not any("TEMP B-TREE FOR GROUP BY" in step for step in plan), plan
     db.close()
 
 

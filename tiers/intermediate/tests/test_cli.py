@@ -96,6 +96,7 @@ def test_import_sqlite_twice(pg_url, basic_db):
     second = spine("db", "import-sqlite", path, db=pg_url).stdout
     rows = {line.split()[0]: line.split() for line in first.splitlines()}
     assert int(rows["otc_trades"][4]) > 0 and int(rows["executions"][4]) == 2
+    assert int(rows["otc_trades_raw"][4]) == int(rows["otc_trades_raw"][2]) > 0
     for line in second.splitlines():
         assert line.split()[4] == "0", line
     _assert_same(_metrics(basic_db, "basic"), _metrics(pg_url, "intermediate"))

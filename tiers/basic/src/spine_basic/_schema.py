@@ -156,3 +156,60 @@ DROP TABLE otc_trades;
 ALTER TABLE otc_trades_new RENAME TO otc_trades;
 CREATE INDEX ix_otc_trades_date_symbol ON otc_trades (trade_date, symbol);
 """
+
+OTC_TRADES_IN_METRIC_ORDER_SQL = """
+-- The trades are kept in the order the daily metrics read them: the table is its primary key
+-- (trade_date, symbol, trade_time, source_key, line_number, batch_id), so one B-tree holds
+-- what a rowid table, its key and the (trade_date, symbol) index held, the metrics group the
+-- dates' trades without a sort and find a day's first and last price by two seeks. It still
+-- identifies a trade by (source_key, batch_id, line_number): those are part of the key.
+-- timestamp is computed from the date and time instead of stored a second time.
+CREATE TABLE otc_trades_new (
+    trade_date  TEXT NOT NULL,
+    symbol      TEXT NOT NULL,
+    trade_time  TEXT NOT NULL,
+    source_key  TEXT NOT NULL,
+    line_number INTEGER NOT NULL,
+    batch_id    TEXT NOT NULL REFERENCES otc_batches (batch_id),
+    venue       TEXT NOT NULL,
+    short_type  TEXT NOT NULL,
+    size        REAL NOT NULL,
+    price       REAL NOT NULL,
+    notional    REAL NOT NULL,
+    size_exact  TEXT NOT NULL,
+    price_exact TEXT NOT NULL,
+    timestamp   TEXT GENERATED ALWAYS AS (trade_date || 'T' || trade_time) VIRTUAL,
+    PRIMARY KEY (trade_date, symbol, trade_time, source_key, line_number, batch_id)
+) WITHOUT ROWID;
+INSERT INTO otc_trades_new (trade_date, symbol, trade_time, source_key, line_number, batch_id,
+    venue, short_type, size, price, notional, size_exact, price_exact)
+    SELECT trade_date, symbol, trade_time, source_key, line_number, batch_id, venue,
+    short_type, size, price, notional, size_exact, price_exact FROM otc_trades;
+DROP TABLE otc_trades;
+ALTER TABLE otc_trades_new RENAME TO otc_trades;
+"""
+
+OTC_RAW_LINES_SQL = """
+-- The raw capture keeps every line verbatim with its batch, source file, line number and
+-- record hash, but a batch's id, file and source are the same on each of its lines: they are
+-- stored once, in otc_batches, under a small batch number, and the view otc_trades_raw gives
+-- the rows with the columns the table had.
+ALTER TABLE otc_batches ADD COLUMN batch_no INTEGER;
+UPDATE otc_batches SET batch_no = rowid;
+CREATE UNIQUE INDEX ux_otc_batches_batch_no ON otc_batches (batch_no);
+CREATE TABLE otc_raw_lines (
+    batch_no    INTEGER NOT NULL REFERENCES otc_batches (batch_no),
+    line_number INTEGER NOT NULL,
+    raw_line    TEXT NOT NULL,
+    record_hash TEXT NOT NULL,
+    PRIMARY KEY (batch_no, line_number)
+) WITHOUT ROWID;
+INSERT INTO otc_raw_lines (batch_no, line_number, raw_line, record_hash)
+    SELECT b.batch_no, r.line_number, r.raw_line, r.record_hash
+    FROM otc_trades_raw AS r JOIN otc_batches AS b ON b.batch_id = r.batch_id;
+DROP TABLE otc_trades_raw;
+CREATE VIEW otc_trades_raw AS
+    SELECT b.batch_id, r.line_number, b.file_name AS source_file, b.source_key, r.raw_line,
+           r.record_hash
+    FROM otc_raw_lines AS r JOIN otc_batches AS b ON b.batch_no = r.batch_no;
+"""

@@ -137,16 +137,20 @@ class SqliteDatabase:
         return None if row is None else row[0]
 
     def table_names(self) -> list[str]:
-        """Tables in the file, sorted."""
+        """Tables and views in the file, sorted: what a user can select from."""
         with self.lock:
-            return sorted(self.db.table_names())
+            return sorted(self.db.table_names() + self.db.view_names())
 
     def table_counts(self) -> dict[str, int]:
-        """Row count of every table (internal SQLite tables excluded)."""
+        """Row count of every table and view (internal SQLite tables excluded).
+
+        Views count too: `otc_trades_raw` is one, over the raw lines as they are stored.
+        """
         with self.lock:
+            names = self.db.table_names() + self.db.view_names()
             return {
                 name: self.db[name].count
-                for name in sorted(self.db.table_names())
+                for name in sorted(names)
                 if not name.startswith("sqlite_")
             }
 

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 
 from spine_basic._schema import (
     LEDGER_SQL,
+    OTC_RAW_LINES_SQL,
     OTC_SQL,
     OTC_TRADES_BATCH_INDEX_SQL,
+    OTC_TRADES_IN_METRIC_ORDER_SQL,
     OTC_TRADES_RESTATED_BY_DATE_SQL,
 )
 from spine_core.errors import ConfigurationError, SpineError
@@ -52,6 +54,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "otc", OTC_SQL),
     Migration(3, "otc_trades_without_batch_index", OTC_TRADES_BATCH_INDEX_SQL),
     Migration(4, "otc_trades_restated_by_date", OTC_TRADES_RESTATED_BY_DATE_SQL),
+    Migration(5, "otc_trades_in_metric_order", OTC_TRADES_IN_METRIC_ORDER_SQL),
+    Migration(6, "otc_raw_lines", OTC_RAW_LINES_SQL),
 )
 """The basic tier's schema, oldest first."""
 

@@ -3,18 +3,20 @@
 Capture streams the reader's blocks straight into `executemany` on the raw sqlite3 connection,
 each block's columns zipped in C (constant memory, no Python call per row); normalization
 streams the raw rows back out in fixed-size chunks and decides each chunk at once
-(`spine_otc.bulk`); metrics are computed in the database by spine_otc's portable set-based SQL.
+(`spine_otc.bulk`); metrics are computed in the database by spine_otc's portable set-based SQL,
+in its `seek` shape, which `otc_trades`' primary key order serves (migration 5).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Collection, Iterable
 from datetime import date
 from decimal import Decimal
 from itertools import repeat
-from operator import add
+from operator import add, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from spine_basic.database import SqliteDatabase, from_db_time, to_db_time
 from spine_basic.migrations import check_schema
 from spine_otc.bulk import decide_chunk
 from spine_otc.errors import BatchNotFound, DuplicateBatch
+from spine_otc.gc_pause import gc_paused
 from spine_otc.metrics import METRIC_FIELDS, DailyMetrics, sanity_quality
 from spine_otc.normalize import (
     NormalizeTally,
@@ -59,16 +62,16 @@ _TRADE_COLUMNS = (
     "size_exact, price_exact"
 )
 _INSERT_RAW = (
-    "INSERT INTO otc_trades_raw "
-    "(batch_id, line_number, source_file, source_key, raw_line, record_hash) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO otc_raw_lines (batch_no, line_number, raw_line, record_hash) VALUES (?, ?, ?, ?)"
 )
 _INSERT_TRADE = (
-    "INSERT INTO otc_trades (trade_date, trade_time, timestamp, symbol, venue, short_type, "
+    "INSERT INTO otc_trades (trade_date, trade_time, symbol, venue, short_type, "
     "size, price, notional, size_exact, price_exact, line_number, source_key, batch_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 )
-"""A trade's `TradeValues`, then its line number, source key and batch."""
+"""A trade's `TradeValues`, then its line number, source key and batch. The third value, the
+timestamp, is bound and not written: the table computes it from the date and time."""
+_DAY = itemgetter(0)
 _INSERT_REJECT = (
     "INSERT INTO otc_rejects (batch_id, line_number, reason, message, raw_line) "
     "VALUES (?, ?, ?, ?, ?)"
@@ -104,33 +107,28 @@ def _row_to_batch(row: tuple) -> Batch:
     )
 
 
-_RESTATED = (
-    "FROM otc_trades WHERE source_key = ? AND batch_id <> ? AND trade_date IN "
-    "(SELECT trade_date FROM otc_trades WHERE source_key = ? AND batch_id = ?)"
-)
+_ON_DATES = "trade_date IN (SELECT value FROM json_each(?1))"
+"""The trades of a JSON list of dates: ranges of the primary key."""
+_RESTATED = f"FROM otc_trades WHERE {_ON_DATES} AND source_key = ?2 AND batch_id <> ?3"
 
 
 def _replace_restated_dates(
-    conn: sqlite3.Connection, source_key: str, batch_id: str
-) -> tuple[tuple[Replacement, ...], dict[str, int]]:
-    """Delete the source's other trades on the batch's dates; say whose, and the new counts."""
-    args = (source_key, batch_id, source_key, batch_id)
-    new_per_date = dict(
-        conn.execute(
-            "SELECT trade_date, COUNT(*) FROM otc_trades WHERE source_key = ? AND batch_id = ? "
-            "GROUP BY trade_date",
-            (source_key, batch_id),
-        ).fetchall()
-    )
+    conn: sqlite3.Connection, source_key: str, batch_id: str, new_per_date: Counter[str]
+) -> tuple[Replacement, ...]:
+    """Delete the source's other trades on the batch's dates; say whose."""
+    args = (json.dumps(sorted(new_per_date)), source_key, batch_id)
     lost = conn.execute(
         f"SELECT batch_id, trade_date, COUNT(*) {_RESTATED} GROUP BY batch_id, trade_date", args
     ).fetchall()
     conn.execute(f"DELETE {_RESTATED}", args)
-    replaced = replacements(
+    return replacements(
         ((b, date.fromisoformat(d), n) for b, d, n in lost),
         {date.fromisoformat(d): n for d, n in new_per_date.items()},
     )
-    return replaced, new_per_date
+
+
+def _dates_json(dates: Iterable[date]) -> str:
+    return json.dumps([d.isoformat() for d in dates])
 
 
 class SqliteOtcStore:
@@ -197,10 +195,12 @@ class SqliteOtcStore:
         batch_id, file_name, source_key = info.batch_id, info.file_name, info.source_key
         count = 0
         try:
-            with self.database.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO otc_batches (batch_id, source_key, file_name, content_hash, "
-                    "row_count, captured_at, status) VALUES (?, ?, ?, ?, 0, ?, 'captured')",
+            with gc_paused(), self.database.transaction() as conn:
+                (batch_no,) = conn.execute(
+                    "INSERT INTO otc_batches (batch_id, batch_no, source_key, file_name, "
+                    "content_hash, row_count, captured_at, status) VALUES (?, "
+                    "(SELECT COALESCE(MAX(batch_no), 0) + 1 FROM otc_batches), ?, ?, ?, 0, ?, "
+                    "'captured') RETURNING batch_no",
                     (
                         batch_id,
                         source_key,
@@ -208,17 +208,15 @@ class SqliteOtcStore:
                         info.content_hash,
                         to_db_time(info.captured_at),
                     ),
-                )
+                ).fetchone()
                 for block in as_blocks(rows):
                     # Whole columns zipped in C: no Python call and no object per row.
                     lines = block.lines
                     conn.executemany(
                         _INSERT_RAW,
                         zip(
-                            repeat(batch_id),
+                            repeat(batch_no),
                             range(block.first_line, block.first_line + len(lines)),
-                            repeat(file_name),
-                            repeat(source_key),
                             lines,
                             record_hashes(lines),
                         ),
@@ -247,7 +245,8 @@ class SqliteOtcStore:
         tally = NormalizeTally()
         trades = rejects = 0
         replaced: tuple[Replacement, ...] = ()
-        with self.database.lock:
+        per_date: Counter[str] = Counter()
+        with gc_paused(), self.database.lock:
             conn = self.database.conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -255,12 +254,17 @@ class SqliteOtcStore:
                 if batch is None:
                     raise BatchNotFound(batch_id)
                 source_key = batch.source_key
-                own = (source_key, batch_id)
-                conn.execute("DELETE FROM otc_trades WHERE source_key = ? AND batch_id = ?", own)
+                if batch.affected_dates:  # normalized before: its trades lie on those dates
+                    conn.execute(
+                        f"DELETE FROM otc_trades WHERE {_ON_DATES} AND source_key = ?2 "
+                        "AND batch_id = ?3",
+                        (_dates_json(batch.affected_dates), source_key, batch_id),
+                    )
                 conn.execute("DELETE FROM otc_rejects WHERE batch_id = ?", (batch_id,))
                 reader = conn.execute(
-                    "SELECT line_number, raw_line FROM otc_trades_raw WHERE batch_id = ? "
-                    "ORDER BY line_number",
+                    "SELECT r.line_number, r.raw_line FROM otc_raw_lines AS r "
+                    "JOIN otc_batches AS b ON b.batch_no = r.batch_no WHERE b.batch_id = ? "
+                    "ORDER BY r.line_number",
                     (batch_id,),
                 )
                 while raw_rows := reader.fetchmany(CHUNK_ROWS):
@@ -283,13 +287,14 @@ class SqliteOtcStore:
                                 for number, reject, line in chunk.rejects
                             ],
                         )
+                    per_date.update(map(_DAY, chunk.trade_values))
                     trades += len(chunk.trade_values)
                     rejects += len(chunk.rejects)
                 quality = tally.quality()
                 accepted = bool(accept(quality))
                 if accepted:
-                    replaced, new_per_date = _replace_restated_dates(conn, source_key, batch_id)
-                    affected = sorted(new_per_date)
+                    replaced = _replace_restated_dates(conn, source_key, batch_id, per_date)
+                    affected = sorted(per_date)
                     conn.execute(
                         "UPDATE otc_batches SET status = 'normalized', detail = NULL, "
                         "trade_count = ?, reject_count = ?, affected_dates = ? "
@@ -329,7 +334,7 @@ class SqliteOtcStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(delete_daily_metrics_sql(n), params)
-                conn.execute(insert_daily_metrics_sql(n), params)
+                conn.execute(insert_daily_metrics_sql(n, "qmark", "seek"), params)
                 row = conn.execute(metrics_sanity_sql(n), params).fetchone()
                 quality = sanity_quality(*row)
                 accepted = bool(accept(quality))
@@ -395,8 +400,11 @@ class SqliteOtcStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        if batch_id is not None:  # a batch's trades carry its source key: use the primary key
-            where.append("source_key = (SELECT source_key FROM otc_batches WHERE batch_id = ?)")
+        if batch_id is not None:  # a batch's trades lie on its dates: ranges of the primary key
+            where.append(
+                "trade_date IN (SELECT value FROM json_each("
+                "(SELECT affected_dates FROM otc_batches WHERE batch_id = ?)))"
+            )
             args.append(batch_id)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         args += [max(0, int(limit)), max(0, int(offset))]

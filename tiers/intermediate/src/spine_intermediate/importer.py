@@ -193,7 +193,9 @@ def _chunks(
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    """Tables and views: from basic 0.4 on, `otc_trades_raw` is a view over `otc_raw_lines`."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    return {r[0] for r in rows}
 
 
 def import_sqlite(path: str | Path, db: PgDatabase) -> dict[str, tuple[int, int]]:
