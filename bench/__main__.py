@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Config], Outcome]] = {
     "workflow_10_steps_celery_backend": celery_backend.bench_workflow_10_steps_celery_backend,
     "memory_streaming": memory.bench_memory,
     "ingest_growth": sqlite_suite.bench_ingest_growth,
+    "daily_growth": sqlite_suite.bench_daily_growth,
 }
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -246,8 +247,8 @@ def _in_memory_dispatch_rate(n: int) -> float:
     return n / timed(lambda: [dispatcher.submit(noop.NAME) for _ in range(n)])
 
 
-def bench_ingest_growth(cfg: Config) -> Outcome:
-    """Per-row `otc.ingest` cost at three sizes; the figure is the largest against the middle."""
+def _growth(name: str, job: Callable[[Any, Path], object], cfg: Config) -> Outcome:
+    """Per-row cost of `job` at three sizes; the figure is the largest against the middle."""
     small, middle, large = cfg.growth_rows
     figures = {size: Figure("us/row") for size in cfg.growth_rows}
     paths = {size: otc_file(size) for size in cfg.growth_rows}
@@ -256,7 +257,7 @@ def bench_ingest_growth(cfg: Config) -> Outcome:
         with scratch_dir() as d:
             runtime = _runtime(sqlite_file(d))
             try:
-                seconds = timed(lambda: _submit(runtime, "otc.ingest", {"file": str(paths[size])}))
+                seconds = timed(lambda: job(runtime, paths[size]))
             finally:
                 runtime.close()
         return seconds / size * 1e6
@@ -265,7 +266,7 @@ def bench_ingest_growth(cfg: Config) -> Outcome:
         for size in cfg.growth_rows:
             figures[size].samples.append(per_row(size))
     return Outcome(
-        "ingest_growth",
+        name,
         figures[large],
         figures[middle],
         higher_is_better=False,
@@ -278,3 +279,17 @@ def bench_ingest_growth(cfg: Config) -> Outcome:
             "baseline_is": f"{middle:,} rows (same product)",
         },
     )
+
+
+def bench_ingest_growth(cfg: Config) -> Outcome:
+    """Per-row `otc.ingest` cost: the raw capture alone."""
+    return _growth(
+        "ingest_growth",
+        lambda runtime, path: _submit(runtime, "otc.ingest", {"file": str(path)}),
+        cfg,
+    )
+
+
+def bench_daily_growth(cfg: Config) -> Outcome:
+    """Per-row cost of the whole `otc.daily`: capture, normalize into the trades, metrics."""
+    return _growth("daily_growth", _workflow, cfg)

@@ -49,6 +49,11 @@ from spine_otc.store import (
     replacements,
 )
 
+CACHE_KIB = 32 * 1024
+"""The OTC connection's page cache. Normalize inserts each trade at its (date, symbol) place in
+`otc_trades`, so a load keeps one leaf page per (date, symbol) of the file hot; SQLite's default
+2 MiB held too few of them (1M → 4M trades: 9.2 → 12.6 µs a row, against 7.9 → 9.2 with 32 MiB).
+It is a ceiling, not an allocation: a small database uses what it has."""
 CHUNK_ROWS = 20_000
 """Raw rows normalized per chunk (one fetch, one `executemany`): big enough to amortise the
 calls, small enough to stay flat."""
@@ -142,6 +147,7 @@ class SqliteOtcStore:
         self._owns_database = database is None
         try:
             check_schema(self.database.conn, where=str(self.database.path))
+            self.database.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except BaseException:
             if self._owns_database:
                 self.database.close()
