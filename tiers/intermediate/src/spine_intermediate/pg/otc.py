@@ -72,7 +72,8 @@ _TRADE_COLUMNS = (
     "notional",
 )
 _REJECT_COLUMNS = ("batch_id", "line_number", "reason", "message", "raw_line")
-_RAW_COLUMNS = ("batch_id", "source_file", "source_key", "line_number", "raw_line", "record_hash")
+_RAW_COLUMNS = ("batch_no", "line_number", "raw_line", "record_hash")
+"""otc_raw_lines: the batch's id, file name and source key are its otc_batches row's."""
 
 
 def _batch(row: Mapping[str, Any]) -> Batch:
@@ -151,8 +152,8 @@ class _Session:
             self.db.call(self.db.pool.release(self.conn))
 
 
-def _copy_raw_rows(s: _Session, info: CaptureInfo, rows: Iterable[RawRow | RawBlock]) -> int:
-    """COPY the rows into otc_trades_raw; return how many.
+def _copy_raw_rows(s: _Session, batch_no: int, rows: Iterable[RawRow | RawBlock]) -> int:
+    """COPY the rows into otc_raw_lines under the batch's number; return how many.
 
     Each chunk's COPY runs on the loop while this thread reads and hashes the next one, so the
     file reading and the server's writing overlap instead of taking turns. A chunk's records
@@ -167,7 +168,7 @@ def _copy_raw_rows(s: _Session, info: CaptureInfo, rows: Iterable[RawRow | RawBl
         return s(
             _started(
                 s.conn.copy_records_to_table(
-                    "otc_trades_raw", records=records, columns=list(_RAW_COLUMNS)
+                    "otc_raw_lines", records=records, columns=list(_RAW_COLUMNS)
                 )
             )
         )
@@ -178,9 +179,7 @@ def _copy_raw_rows(s: _Session, info: CaptureInfo, rows: Iterable[RawRow | RawBl
             lines = block.lines
             records.extend(
                 zip(
-                    repeat(info.batch_id),
-                    repeat(info.file_name),
-                    repeat(info.source_key),
+                    repeat(batch_no),
                     range(block.first_line, block.first_line + len(lines)),
                     lines,
                     record_hashes(lines),
@@ -212,7 +211,7 @@ class _Counts:
     dates: set[date] = field(default_factory=set)
 
 
-def _normalize_lines(s: _Session, batch: Batch, normalizer: Normalizer) -> _Counts:
+def _normalize_lines(s: _Session, batch: Batch, batch_no: int, normalizer: Normalizer) -> _Counts:
     """Run NORMALIZE_SQL over the batch, NORMALIZE_LINES line numbers per statement.
 
     The statement inserts the lines it can prove valid (only when `normalizer` is
@@ -223,14 +222,14 @@ def _normalize_lines(s: _Session, batch: Batch, normalizer: Normalizer) -> _Coun
     counts = _Counts()
     first, last = s(
         s.conn.fetchrow(
-            "SELECT min(line_number), max(line_number) FROM otc_trades_raw WHERE batch_id = $1",
-            batch.batch_id,
+            "SELECT min(line_number), max(line_number) FROM otc_raw_lines WHERE batch_no = $1",
+            batch_no,
         )
     )
     fast = normalizer is normalize_line
     for start in range(first or 0, (last or -1) + 1, NORMALIZE_LINES):
         end = start + NORMALIZE_LINES
-        args = (batch.batch_id, batch.source_key, fast, start, end)
+        args = (batch.batch_id, batch.source_key, fast, start, end, batch_no)
         cursor = s(s.conn.cursor(NORMALIZE_SQL, *args))
         while rows := s(cursor.fetch(CHUNK_ROWS)):
             _decide(s, batch, normalizer, rows, counts)
@@ -381,11 +380,11 @@ class PostgresOtcStore:
             if existing is not None:
                 raise DuplicateBatch(info.content_hash, existing)
             try:
-                s(
-                    s.conn.execute(
+                batch_no = s(
+                    s.conn.fetchval(
                         "INSERT INTO otc_batches (batch_id, source_key, file_name, content_hash, "
                         "row_count, captured_at, status) "
-                        "VALUES ($1, $2, $3, $4, 0, $5, 'captured')",
+                        "VALUES ($1, $2, $3, $4, 0, $5, 'captured') RETURNING batch_no",
                         info.batch_id,
                         info.source_key,
                         info.file_name,
@@ -397,7 +396,7 @@ class PostgresOtcStore:
                 # Another transaction committed this content meanwhile; its id is readable only
                 # after this one ends, so the caller looks it up with find_batch.
                 raise DuplicateBatch(info.content_hash, "(captured concurrently)") from None
-            count = _copy_raw_rows(s, info, rows)
+            count = _copy_raw_rows(s, batch_no, rows)
             row = s(
                 s.conn.fetchrow(
                     f"UPDATE otc_batches SET row_count = $2 WHERE batch_id = $1 "
@@ -415,7 +414,8 @@ class PostgresOtcStore:
         with _Session(self.db) as s:
             row = s(
                 s.conn.fetchrow(
-                    f"SELECT {_BATCH_COLUMNS} FROM otc_batches WHERE batch_id = $1 FOR UPDATE",
+                    f"SELECT batch_no, {_BATCH_COLUMNS} FROM otc_batches "
+                    "WHERE batch_id = $1 FOR UPDATE",
                     batch_id,
                 )
             )
@@ -431,7 +431,7 @@ class PostgresOtcStore:
                 )
             )
             s(s.conn.execute("DELETE FROM otc_rejects WHERE batch_id = $1", batch_id))
-            counts = _normalize_lines(s, batch, normalizer)
+            counts = _normalize_lines(s, batch, row["batch_no"], normalizer)
             quality = counts.tally.quality()
             if accept(quality):
                 replaced, new_per_date = _replace_restated_dates(s, *own)
