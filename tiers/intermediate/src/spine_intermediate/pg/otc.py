@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from itertools import repeat
 from typing import Any
 
@@ -526,7 +527,8 @@ class PostgresOtcStore:
         rows = self.db.call(
             self.db.pool.fetch(
                 "SELECT batch_id, source_key, line_number, trade_date, trade_time, symbol, venue, "
-                "short_type, size, price FROM otc_trades "
+                # as text: asyncpg reads a numeric 10000 as Decimal('1E+4'), not normalize_line's
+                "short_type, size::text, price::text FROM otc_trades "
                 "WHERE ($1::text IS NULL OR symbol = $1) AND ($2::date IS NULL OR trade_date = $2) "
                 "AND ($3::text IS NULL OR venue = $3) AND ($4::text IS NULL OR batch_id = $4 "
                 # a batch's trades carry its source key: found by the primary key
@@ -551,8 +553,8 @@ class PostgresOtcStore:
                     r["symbol"],
                     r["venue"],
                     r["short_type"],
-                    r["size"],
-                    r["price"],
+                    Decimal(r["size"]),
+                    Decimal(r["price"]),
                 ),
             )
             for r in rows
