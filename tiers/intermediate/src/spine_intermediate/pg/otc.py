@@ -530,9 +530,7 @@ class PostgresOtcStore:
                 # as text: asyncpg reads a numeric 10000 as Decimal('1E+4'), not normalize_line's
                 "short_type, size::text, price::text FROM otc_trades "
                 "WHERE ($1::text IS NULL OR symbol = $1) AND ($2::date IS NULL OR trade_date = $2) "
-                "AND ($3::text IS NULL OR venue = $3) AND ($4::text IS NULL OR batch_id = $4 "
-                # a batch's trades carry its source key: found by the primary key
-                "AND source_key = (SELECT source_key FROM otc_batches WHERE batch_id = $4)) "
+                "AND ($3::text IS NULL OR venue = $3) AND ($4::text IS NULL OR batch_id = $4) "
                 "ORDER BY trade_date, trade_time, source_key, line_number LIMIT $5 OFFSET $6",
                 symbol,
                 trade_date,
