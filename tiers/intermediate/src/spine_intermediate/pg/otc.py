@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -209,7 +210,8 @@ class _Counts:
     tally: NormalizeTally = field(default_factory=NormalizeTally)
     trades: int = 0
     rejects: int = 0
-    dates: set[date] = field(default_factory=set)
+    per_date: Counter[date] = field(default_factory=Counter)
+    """Trades written per trade date: the dates the batch covers, and its restatement counts."""
 
 
 def _normalize_lines(s: _Session, batch: Batch, batch_no: int, normalizer: Normalizer) -> _Counts:
@@ -244,7 +246,7 @@ def _decide(
     trades, rejects = [], []
     for line_number, raw_line, trade_date, inserted in rows:
         if line_number is None:
-            counts.dates.add(trade_date)
+            counts.per_date[trade_date] += inserted
             counts.tally.rows += inserted  # trades only: no reject reason to count
             counts.trades += inserted
             continue
@@ -255,7 +257,7 @@ def _decide(
                 (batch.batch_id, line_number, result.reason.value, result.message, raw_line)
             )
         else:
-            counts.dates.add(result.trade_date)
+            counts.per_date[result.trade_date] += 1
             trades.append(
                 (
                     batch.source_key,
@@ -283,38 +285,25 @@ def _decide(
     counts.rejects += len(rejects)
 
 
-_RESTATED = (
-    "FROM otc_trades WHERE source_key = $1 AND batch_id <> $2 AND trade_date IN "
-    "(SELECT trade_date FROM otc_trades WHERE source_key = $1 AND batch_id = $2)"
-)
-
-
 def _replace_restated_dates(
-    s: _Session, source_key: str, batch_id: str
-) -> tuple[tuple[Replacement, ...], dict[date, int]]:
-    """Delete the source's other trades on the batch's dates; say whose, and the new counts."""
-    new_per_date = {
-        r["trade_date"]: r["n"]
-        for r in s(
-            s.conn.fetch(
-                "SELECT trade_date, count(*) AS n FROM otc_trades "
-                "WHERE source_key = $1 AND batch_id = $2 GROUP BY trade_date",
-                source_key,
-                batch_id,
-            )
-        )
-    }
+    s: _Session, source_key: str, batch_id: str, new_per_date: Mapping[date, int]
+) -> tuple[Replacement, ...]:
+    """Delete the source's other trades on the batch's dates; say whose.
+
+    The dates and their counts are the ones the normalization wrote, so the batch's own
+    trades are not read again.
+    """
     lost = s(
         s.conn.fetch(
-            f"WITH lost AS (DELETE {_RESTATED} RETURNING batch_id, trade_date) "
+            "WITH lost AS (DELETE FROM otc_trades WHERE source_key = $1 AND batch_id <> $2 "
+            "AND trade_date = ANY($3::date[]) RETURNING batch_id, trade_date) "
             "SELECT batch_id, trade_date, count(*) AS n FROM lost GROUP BY batch_id, trade_date",
             source_key,
             batch_id,
+            sorted(new_per_date),
         )
     )
-    return replacements(((r["batch_id"], r["trade_date"], r["n"]) for r in lost), new_per_date), (
-        new_per_date
-    )
+    return replacements(((r["batch_id"], r["trade_date"], r["n"]) for r in lost), new_per_date)
 
 
 class PostgresOtcStore:
@@ -435,7 +424,7 @@ class PostgresOtcStore:
             counts = _normalize_lines(s, batch, row["batch_no"], normalizer)
             quality = counts.tally.quality()
             if accept(quality):
-                replaced, new_per_date = _replace_restated_dates(s, *own)
+                replaced = _replace_restated_dates(s, *own, counts.per_date)
                 row = s(
                     s.conn.fetchrow(
                         f"UPDATE otc_batches SET status = 'normalized', detail = NULL, "
@@ -444,7 +433,7 @@ class PostgresOtcStore:
                         batch_id,
                         counts.trades,
                         counts.rejects,
-                        sorted(new_per_date),
+                        sorted(counts.per_date),
                     )
                 )
                 s.commit()
