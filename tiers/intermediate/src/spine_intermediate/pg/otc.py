@@ -466,7 +466,7 @@ class PostgresOtcStore:
             # would each delete nothing the other inserted and then collide on the primary key.
             s(s.conn.execute(_LOCK_DATES, list(wanted)))
             s(s.conn.execute(delete_daily_metrics_sql(n, "dollar"), *wanted))
-            s(s.conn.execute(insert_daily_metrics_sql(n, "dollar"), *wanted))
+            s(s.conn.execute(insert_daily_metrics_sql(n, "dollar", "seek"), *wanted))
             sanity = s(s.conn.fetchrow(metrics_sanity_sql(n, "dollar"), *wanted))
             quality = sanity_quality(*sanity)
             accepted = accept(quality)
