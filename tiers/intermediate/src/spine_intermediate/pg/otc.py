@@ -56,6 +56,12 @@ _LOCK_DATES = (
     "FROM (SELECT DISTINCT unnest($1::date[]) AS d ORDER BY d) AS days"
 )
 
+_METRICS_WORK_MEM = "SET LOCAL work_mem = '32MB'"
+"""Room for the metrics' grouping to hash every (date, symbol) of the dates in memory: the
+seek shape needs no sorted input, so PostgreSQL can then read the trades in one sequential
+pass. Measured on 1M trades (6,000 pairs, 25 MB of hash table): 1.5-1.9 s, against 2.4-3.5 s
+with the default 4 MB, which walks the index and fetches every trade's row at random."""
+
 _BATCH_COLUMNS = (
     "batch_id, source_key, file_name, content_hash, row_count, captured_at, status, detail, "
     "trade_count, reject_count, affected_dates"
@@ -465,6 +471,7 @@ class PostgresOtcStore:
             # Serialise on each date, in date order (no deadlock): two recomputes of one date
             # would each delete nothing the other inserted and then collide on the primary key.
             s(s.conn.execute(_LOCK_DATES, list(wanted)))
+            s(s.conn.execute(_METRICS_WORK_MEM))
             s(s.conn.execute(delete_daily_metrics_sql(n, "dollar"), *wanted))
             s(s.conn.execute(insert_daily_metrics_sql(n, "dollar", "seek"), *wanted))
             sanity = s(s.conn.fetchrow(metrics_sanity_sql(n, "dollar"), *wanted))
