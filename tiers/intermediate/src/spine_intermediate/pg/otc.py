@@ -312,6 +312,27 @@ def _replace_restated_dates(
     return replacements(((r["batch_id"], r["trade_date"], r["n"]) for r in lost), new_per_date)
 
 
+_STALE_TRADE_STATS = (
+    "SELECT reltuples < 0 OR $1::float8 > 0.1 * reltuples FROM pg_class "
+    "WHERE oid = 'otc_trades'::regclass"
+)
+
+
+def _refresh_trade_stats(s: _Session, written: int) -> None:
+    """ANALYZE otc_trades, after the commit, when this batch is a tenth of it or more.
+
+    The metrics usually run next, and their plan depends on the row counts: with the stats of
+    before a 1M-trade batch (none) PostgreSQL sorted the trades on disk and took 3.7-4.3 s,
+    against 1.5-1.9 s (ANALYZE: 0.5 s). Autovacuum would analyze too, but up to a minute
+    later. Outside the transaction, so the statistics lock is not held until a commit.
+    """
+    try:
+        if s(s.conn.fetchval(_STALE_TRADE_STATS, written)):
+            s(s.conn.execute("ANALYZE otc_trades"))
+    except asyncpg.PostgresError:
+        pass  # the batch is committed; stale statistics only slow the next metrics down
+
+
 class PostgresOtcStore:
     """The OTC tables in PostgreSQL. Synchronous; every write is one transaction."""
 
@@ -443,6 +464,7 @@ class PostgresOtcStore:
                     )
                 )
                 s.commit()
+                _refresh_trade_stats(s, counts.trades)
                 return NormalizeOutcome(_batch(row), quality, True, replaced)
             s.rollback()
         row = self.db.call(
