@@ -12,7 +12,7 @@ from bench.common import Config, csv_rows, otc_file, percentile, postgres_databa
 from bench.harness import Outcome, repeat, timed
 
 RESET_OTC = (
-    "TRUNCATE otc_metrics_daily, otc_rejects, otc_trades, otc_trades_raw, otc_batches CASCADE"
+    "TRUNCATE otc_metrics_daily, otc_rejects, otc_trades, otc_raw_lines, otc_batches CASCADE"
 )
 
 

@@ -17,7 +17,7 @@ from spine_intermediate.pg import PostgresLedgerStore
 pytestmark = pytest.mark.postgres
 
 _TRUNCATE = (
-    "TRUNCATE executions, execution_events, workflow_runs, workers, otc_batches, otc_trades_raw, "
+    "TRUNCATE executions, execution_events, workflow_runs, workers, otc_batches, otc_raw_lines, "
     "otc_trades, otc_rejects, otc_metrics_daily"
 )
 

@@ -63,8 +63,6 @@ _BATCHES: list[Column] = [
 ]
 _RAW: list[Column] = [
     ("batch_id", "text"),
-    ("source_file", "text"),
-    ("source_key", "text"),
     ("line_number", "integer"),
     ("raw_line", "text"),
     ("record_hash", "text"),
@@ -181,6 +179,17 @@ _GROUPS: dict[
 }
 
 
+_INSERTS = {
+    # PostgreSQL keeps raw lines under their batch's number; file and source are the batch's
+    "otc_trades_raw": (
+        "INSERT INTO otc_raw_lines (batch_no, line_number, raw_line, record_hash) "
+        "SELECT b.batch_no, t.line_number::integer, t.raw_line, t.record_hash FROM {temp} AS t "
+        "JOIN otc_batches AS b ON b.batch_id = t.batch_id"
+    ),
+}
+"""The INSERT of a table whose PostgreSQL rows are not its SQLite rows cast column by column."""
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -244,11 +253,9 @@ def _copy_table(
         s(s.conn.copy_records_to_table(temp, records=chunk, columns=names))
         read += len(chunk)
     casts = ", ".join(f"{name}::{kind}" for name, kind in columns)
-    status = s(
-        s.conn.execute(
-            f"INSERT INTO {table} ({', '.join(names)}) SELECT {casts} FROM {temp} "
-            "ON CONFLICT DO NOTHING"
-        )
+    insert = _INSERTS.get(
+        table, f"INSERT INTO {table} ({', '.join(names)}) SELECT {casts} FROM {{temp}}"
     )
+    status = s(s.conn.execute(insert.format(temp=temp) + " ON CONFLICT DO NOTHING"))
     s(s.conn.execute(f"DROP TABLE {temp}"))
     return read, int(status.rsplit(" ", 1)[-1])

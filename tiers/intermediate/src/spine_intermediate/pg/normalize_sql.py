@@ -9,7 +9,8 @@ decide. The conformance suite's property test compares the two line by line.
 
 Parameters: `$1` batch id, `$2` the batch's source key, `$3` whether to use the fast path at
 all (false hands every line back: a normalizer other than `normalize_line`), `$4` and `$5` the
-line numbers to work on, from (included) and to (excluded). Rows out: one
+line numbers to work on, from (included) and to (excluded), `$6` the batch's number (its raw
+lines' key in `otc_raw_lines`). Rows out: one
 `(NULL, NULL, trade_date, n)` per date with the count of trades inserted, then the
 `(line_number, raw_line, NULL, NULL)` of every line handed back.
 
@@ -76,8 +77,8 @@ WITH lines AS (
     SELECT line_number, raw_line, {", ".join(_FIELDS)}, {_CLEAN} AS clean
     FROM (
         SELECT line_number, raw_line, {_SPLIT}
-        FROM otc_trades_raw
-        WHERE batch_id = $1 AND line_number >= $4 AND line_number < $5
+        FROM otc_raw_lines
+        WHERE batch_no = $6 AND line_number >= $4 AND line_number < $5
         OFFSET 0  -- a fence: split each line once
     ) fields
 ), inserted AS (
