@@ -153,9 +153,10 @@ def normalize_line(raw_line: str) -> Trade | Reject:
     return _checked(raw_line)
 
 
-TradeValues = tuple[str, str, str, str, str, str, float, float, float, str, str]
-"""A trade as a store writes it: trade date (ISO), trade time, timestamp, symbol, venue, short
-type, size, price and notional as floats, then size and price as exact decimal text."""
+TradeValues = tuple[str, str, str, str, str, float, float, float, str, str]
+"""A trade as a store writes it: trade date (ISO), trade time, symbol, venue, short type, size,
+price and notional as floats, then size and price as exact decimal text. The timestamp is not
+one of them: it is the date and time, which a store joins itself."""
 
 
 def trade_values_of(trade: Trade) -> TradeValues:
@@ -164,7 +165,6 @@ def trade_values_of(trade: Trade) -> TradeValues:
     return (
         day,
         trade.trade_time,
-        trade.timestamp,
         trade.symbol,
         trade.venue,
         trade.short_type,
@@ -228,7 +228,6 @@ def trade_values(raw_line: str) -> TradeValues | None:
     return (
         day,
         raw_time,
-        f"{day}T{raw_time}",
         symbol,
         venue,
         short_type,

@@ -72,10 +72,10 @@ _INSERT_RAW = (
 _INSERT_TRADE = (
     "INSERT INTO otc_trades (trade_date, trade_time, symbol, venue, short_type, "
     "size, price, notional, size_exact, price_exact, line_number, source_key, batch_id) "
-    "VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-"""A trade's `TradeValues`, then its line number, source key and batch. The third value, the
-timestamp, is bound and not written: the table computes it from the date and time."""
+"""A trade's `TradeValues`, then its line number, source key and batch (the table computes the
+timestamp from the date and time)."""
 _DAY = itemgetter(0)
 _INSERT_REJECT = (
     "INSERT INTO otc_rejects (batch_id, line_number, reason, message, raw_line) "
